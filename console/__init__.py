@@ -1,0 +1,1 @@
+"""The Streamlit shell: entrypoint, navigation, and the only place core meets st caches."""

@@ -1,0 +1,1 @@
+"""Omni Ops Console service layer. Framework-free: never imports streamlit, pages or jobs."""

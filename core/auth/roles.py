@@ -1,0 +1,58 @@
+"""Roles, permissions, and the one matrix that maps one to the other.
+
+Later domains add their permissions here, so the full matrix stays readable in one place and the
+unit tests can check every cell.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    COMPLIANCE_OFFICER = "compliance_officer"
+    ML_ENGINEER = "ml_engineer"
+    FINANCE = "finance"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+class Permission(StrEnum):
+    USERS_READ = "users.read"
+    USERS_MANAGE = "users.manage"
+    AUDIT_READ = "audit.read"
+    AUDIT_EXPORT = "audit.export"
+    AUDIT_VERIFY = "audit.verify"
+    PLATFORM_READ = "platform.read"
+    ORGS_READ = "orgs.read"
+    DEMO_SEED = "demo.seed"
+
+
+_EVERYTHING = frozenset(Permission)
+
+PERMISSION_MATRIX: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: _EVERYTHING,
+    Role.COMPLIANCE_OFFICER: frozenset(
+        {Permission.AUDIT_READ, Permission.AUDIT_EXPORT, Permission.AUDIT_VERIFY, Permission.ORGS_READ}
+    ),
+    Role.ML_ENGINEER: frozenset({Permission.PLATFORM_READ}),
+    Role.FINANCE: frozenset({Permission.ORGS_READ}),
+}
+
+
+def has_permission(role: Role, permission: Permission) -> bool:
+    return permission in PERMISSION_MATRIX.get(role, frozenset())
+
+
+def parse_role(value: str) -> Role:
+    """Role from user input, with an error that lists the valid names."""
+    try:
+        return Role(value.strip().lower())
+    except ValueError:
+        from core.errors import ValidationError
+
+        valid = ", ".join(r.value for r in Role)
+        raise ValidationError(f"Unknown role {value[:40]!r}. Valid roles: {valid}.") from None

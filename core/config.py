@@ -1,0 +1,118 @@
+"""Effective settings, from environment variables prefixed `OMNI_` (and an optional `.env`).
+
+The defaults are the embedded topology of the design table: everything runs in-process on one
+machine with no keys. Production switches each concern by setting its variable.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+ExecutorName = Literal["local", "ray"]
+LLMProviderName = Literal["local", "openai", "anthropic", "openai_compatible"]
+EmbeddingsName = Literal["minilm", "openai"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OMNI_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    home: Path = Field(default=Path("./.omni"), description="Runtime state: database, indexes, models")
+
+    # Relational store
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite (WAL) in OMNI_HOME"
+    )
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_recycle_s: int = Field(default=1800, ge=30)
+    db_pool_timeout_s: int = Field(default=30, ge=1)
+    db_echo: bool = False
+
+    # Backends (design table)
+    mlflow_uri: str | None = Field(default=None, description="default sqlite:///$OMNI_HOME/mlflow.db")
+    llm_default_provider: LLMProviderName = "local"
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    embeddings: EmbeddingsName = "minilm"
+    executor: ExecutorName = "local"
+    ray_address: str | None = None
+    redis_url: str | None = None
+    stripe_api_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+
+    # Accounts
+    password_min_length: int = Field(default=12, ge=8, le=128)
+    lockout_threshold: int = Field(default=5, ge=1, le=100)
+    lockout_minutes: int = Field(default=15, ge=1)
+    session_ttl_minutes: int = Field(default=8 * 60, ge=1)
+    session_idle_minutes: int = Field(default=60, ge=1)
+
+    demo_seed: int = 20261126
+
+    @field_validator("database_url")
+    @classmethod
+    def _url_parses(cls, value: str | None) -> str | None:
+        if value:
+            make_url(value)  # raises ArgumentError with a clear message on a malformed URL
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'omni.db').resolve()}"
+
+    @property
+    def effective_mlflow_uri(self) -> str:
+        return self.mlflow_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    def ensure_home(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+    def masked(self) -> dict[str, Any]:
+        """Every effective setting, with secrets and URL passwords masked, for display."""
+        shown: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "********" if value.get_secret_value() else None
+            elif name.endswith(("_url", "_uri", "_address")) and isinstance(value, str):
+                value = mask_url(value)
+            elif isinstance(value, Path):
+                value = str(value)
+            shown[name] = value
+        shown["database_url"] = mask_url(self.effective_database_url)
+        shown["mlflow_uri"] = mask_url(self.effective_mlflow_uri)
+        return shown
+
+
+def mask_url(url: str) -> str:
+    """Hide the password in a URL (`postgresql://u:***@host/db`); leave other strings alone."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return url
+    if parsed.password:
+        return parsed.render_as_string(hide_password=True)
+    return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reload_settings() -> Settings:
+    """Drop the cached settings (tests and the CLI's --home switch use this)."""
+    get_settings.cache_clear()
+    return get_settings()

@@ -1,0 +1,1 @@
+"""Alembic migrations, shipped inside the package so `omni db upgrade` works from any directory."""

@@ -1,0 +1,1 @@
+"""Customer organisations of the tenant."""

@@ -1,0 +1,1 @@
+"""Platform-wide views: backend health and the per-role home numbers."""
