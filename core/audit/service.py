@@ -142,3 +142,42 @@ def to_csv(entries: Sequence[AuditEntry]) -> str:
 
 def _neutralise_formula(cell: str) -> str:
     return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
+# --- permissioned entry points for the console and CLI ----------------------------------------
+
+def search(actor: Actor, flt: AuditFilter) -> list[AuditEntry]:
+    from core.auth.guard import require
+    from core.auth.roles import Permission
+
+    require(actor, Permission.AUDIT_READ, action="audit.search")
+    with unit_of_work(read_only=True) as session:
+        return query(session, flt)
+
+
+def filter_choices(actor: Actor) -> tuple[list[str], list[str]]:
+    from core.auth.guard import require
+    from core.auth.roles import Permission
+
+    require(actor, Permission.AUDIT_READ, action="audit.search")
+    with unit_of_work(read_only=True) as session:
+        return distinct_values(session)
+
+
+def export_csv(actor: Actor, flt: AuditFilter) -> tuple[str, int]:
+    """CSV of the entries matching `flt`; the export itself is audited (it moves data out)."""
+    from core.auth.guard import require
+    from core.auth.roles import Permission
+
+    require(actor, Permission.AUDIT_EXPORT, action="audit.export")
+    with unit_of_work() as session:
+        entries = query(session, flt)
+        record(session, actor, "audit.export", "audit_log",
+               {"rows": len(entries), "filter": _describe(flt)})
+        return to_csv(entries), len(entries)
+
+
+def _describe(flt: AuditFilter) -> dict[str, Any]:
+    return {"actors": list(flt.actors), "actions": list(flt.actions), "outcomes": list(flt.outcomes),
+            "since": flt.since.isoformat() if flt.since else None,
+            "until": flt.until.isoformat() if flt.until else None, "text": flt.text}

@@ -9,6 +9,11 @@ from sqlalchemy.orm import Session
 
 from core.audit.chain import GENESIS_HASH, canonical_entry, link_hash
 from core.audit.models import AuditEntry, AuditHead
+from core.audit.service import record_now
+from core.auth.actor import Actor
+from core.auth.guard import require
+from core.auth.roles import Permission
+from core.db import unit_of_work
 
 
 @dataclass(frozen=True)
@@ -54,3 +59,14 @@ def verify_chain(session: Session) -> VerifyReport:
                             f"the log ends at entry {checked} but its head records entry "
                             f"{head_seq} (newest rows deleted, or the head was changed)")
     return VerifyReport(True, checked)
+
+
+def verify(actor: Actor) -> VerifyReport:
+    """Permissioned entry point; a broken chain is itself recorded (as a new, valid entry)."""
+    require(actor, Permission.AUDIT_VERIFY, action="audit.verify")
+    with unit_of_work(read_only=True) as session:
+        report = verify_chain(session)
+    if not report.ok:
+        record_now(actor, "audit.verify", "audit_log",
+                   {"broken_seq": report.broken_seq, "reason": report.reason}, outcome="failed")
+    return report

@@ -1,0 +1,118 @@
+"""The only module that wraps core in Streamlit caches and session state.
+
+Pages call `page_actor()` first: it resolves the signed-in user from the session token (or OIDC),
+and stops the page with a clear message when the role lacks the page's permission. Core checks the
+permission again on every call; this only keeps people from pages that would refuse them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import streamlit as st
+
+from core.auth import service as auth
+from core.auth.actor import Actor
+from core.auth.roles import Permission, has_permission
+from core.config import Settings, get_settings
+from core.errors import DomainError, SessionExpired
+from core.platform import health, home
+
+TOKEN_KEY = "omni_token"
+FLASH_KEY = "omni_flash"
+MUST_CHANGE_KEY = "omni_must_change_password"
+
+
+@st.cache_resource
+def settings() -> Settings:
+    return get_settings()
+
+
+def oidc_configured() -> bool:
+    """True when `[auth]` secrets are present, so `st.login` can reach an identity provider."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all
+        return False
+
+
+def current_actor() -> Actor | None:
+    token = st.session_state.get(TOKEN_KEY)
+    if not token and oidc_configured() and getattr(st.user, "is_logged_in", False):
+        try:
+            grant = auth.sign_in_oidc(str(st.user.get("email", "")), str(st.user.get("sub", "")))
+        except DomainError as exc:
+            st.session_state[FLASH_KEY] = exc.message
+            return None
+        st.session_state[TOKEN_KEY] = token = grant.token
+    if not token:
+        return None
+    try:
+        return auth.resolve_session(token)
+    except SessionExpired as exc:
+        st.session_state.pop(TOKEN_KEY, None)
+        st.session_state[FLASH_KEY] = exc.message
+        return None
+
+
+def start_session(grant: auth.SessionGrant) -> None:
+    st.session_state[TOKEN_KEY] = grant.token
+    st.session_state[MUST_CHANGE_KEY] = grant.must_change_password
+    st.session_state.pop(FLASH_KEY, None)
+
+
+def end_session() -> None:
+    token = st.session_state.pop(TOKEN_KEY, None)
+    if token:
+        auth.sign_out(token)
+    st.session_state.pop(MUST_CHANGE_KEY, None)
+    st.cache_data.clear()
+    if oidc_configured() and getattr(st.user, "is_logged_in", False):
+        st.logout()
+
+
+def page_actor(permission: Permission | None = None) -> Actor:
+    """The signed-in actor, or stop the page with the reason it cannot be shown."""
+    actor = current_actor()
+    if actor is None:
+        st.warning("Please sign in.")
+        st.stop()
+        raise AssertionError("unreachable")  # st.stop() raises; this keeps type checkers honest
+    if permission is not None and not has_permission(actor.role, permission):
+        st.error(f"Your role ({actor.role.label}) cannot open this page. Ask an admin if you need it.")
+        st.stop()
+    return actor
+
+
+def show_error(exc: DomainError) -> None:
+    st.error(exc.message, icon=":material/error:")
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def home_metrics(actor: Actor) -> list[tuple[str, list[home.Metric]]]:
+    return home.home_metrics(actor)
+
+
+@st.cache_data(ttl=15, show_spinner="Checking backends...")
+def platform_status(actor: Actor) -> list[health.BackendStatus]:
+    return health.platform_status(actor)
+
+
+def viewer_zone() -> ZoneInfo:
+    try:
+        return ZoneInfo(st.context.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """UTC from core, shown in the viewer's browser time zone."""
+    return value.astimezone(viewer_zone()).strftime(fmt) if value else ""
+
+
+def page_header(title: str, caption: str = "", **_: Any) -> None:
+    st.title(title)
+    if caption:
+        st.caption(caption)

@@ -1,0 +1,51 @@
+"""Which pages exist, where they sit, and which permission each needs.
+
+The sidebar is built from this list and the signed-in role; later issues append their pages here
+(and their permissions to `core.auth.roles`) without changing the shell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.auth.roles import Permission, Role, has_permission
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES_DIR = ROOT / "pages"
+
+# Sidebar sections, in order; "" is the unlabelled top section shared by everyone.
+SECTIONS = ("", "Compliance", "ML", "Finance", "Admin")
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    key: str
+    title: str
+    icon: str
+    section: str
+    permission: Permission | None  # None: every signed-in user
+
+    @property
+    def script(self) -> Path:
+        return PAGES_DIR / f"{self.key}.py"
+
+
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("home", "Home", ":material/home:", "", None),
+    PageSpec("organisations", "Organisations", ":material/apartment:", "", Permission.ORGS_READ),
+    PageSpec("account", "My account", ":material/person:", "", None),
+    PageSpec("audit", "Audit log", ":material/receipt_long:", "Compliance", Permission.AUDIT_READ),
+    PageSpec("users", "Users & roles", ":material/group:", "Admin", Permission.USERS_READ),
+    PageSpec("platform", "Platform", ":material/dns:", "Admin", Permission.PLATFORM_READ),
+)
+
+
+def pages_for(role: Role) -> list[PageSpec]:
+    return [p for p in PAGES if p.permission is None or has_permission(role, p.permission)]
+
+
+def sections_for(role: Role) -> dict[str, list[PageSpec]]:
+    allowed = pages_for(role)
+    grouped = {s: [p for p in allowed if p.section == s] for s in SECTIONS}
+    return {s: pages for s, pages in grouped.items() if pages}
