@@ -11,16 +11,26 @@ st.set_page_config(page_title="Omni Ops Console", page_icon=":material/hub:", la
 
 actor = deps.current_actor()
 if actor is None:
-    page = st.navigation([st.Page(PAGES_DIR / "sign_in.py", title="Sign in", default=True)],
-                         position="hidden")
+    page = st.navigation(
+        [st.Page(PAGES_DIR / "sign_in.py", title="Sign in", default=True)], position="hidden"
+    )
 elif st.session_state.get(deps.MUST_CHANGE_KEY):
     # A generated or reset password must be replaced before anything else opens.
-    page = st.navigation([st.Page(PAGES_DIR / "account.py", title="My account", default=True)],
-                         position="hidden")
+    page = st.navigation(
+        [st.Page(PAGES_DIR / "account.py", title="My account", default=True)], position="hidden"
+    )
 else:
     sections = {
-        section: [st.Page(spec.script, title=spec.title, icon=spec.icon, url_path=spec.key,
-                          default=spec.key == "home") for spec in specs]
+        section: [
+            st.Page(
+                spec.script,
+                title=spec.title,
+                icon=spec.icon,
+                url_path=spec.key,
+                default=spec.key == "home",
+            )
+            for spec in specs
+        ]
         for section, specs in sections_for(actor.role).items()
     }
     page = st.navigation(sections)

@@ -20,7 +20,7 @@ from core.config import Settings, get_settings
 from core.errors import DomainError, SessionExpired
 from core.platform import health, home
 
-TOKEN_KEY = "omni_token"
+TOKEN_KEY = "omni_token"  # noqa: S105 (a session-state key, not a secret)
 FLASH_KEY = "omni_flash"
 MUST_CHANGE_KEY = "omni_must_change_password"
 
@@ -81,7 +81,9 @@ def page_actor(permission: Permission | None = None) -> Actor:
         st.stop()
         raise AssertionError("unreachable")  # st.stop() raises; this keeps type checkers honest
     if permission is not None and not has_permission(actor.role, permission):
-        st.error(f"Your role ({actor.role.label}) cannot open this page. Ask an admin if you need it.")
+        st.error(
+            f"Your role ({actor.role.label}) cannot open this page. Ask an admin if you need it."
+        )
         st.stop()
     return actor
 

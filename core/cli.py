@@ -11,24 +11,29 @@ from typing import Annotated
 
 import typer
 
+from core.auth.actor import Actor
 from core.config import get_settings
 from core.errors import DomainError
 
-app = typer.Typer(help="Omni Ops Console command line.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Omni Ops Console command line.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 config_app = typer.Typer(help="Settings.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="Console accounts.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo tenant.", no_args_is_help=True)
-for sub, name in ((config_app, "config"), (db_app, "db"), (users_app, "users"),
-                  (audit_app, "audit"), (demo_app, "demo")):
+for sub, name in (
+    (config_app, "config"),
+    (db_app, "db"),
+    (users_app, "users"),
+    (audit_app, "audit"),
+    (demo_app, "demo"),
+):
     app.add_typer(sub, name=name)
 
 
-def _actor():  # type: ignore[no-untyped-def]
-    from core.auth.actor import Actor
-
+def _actor() -> Actor:
     return Actor.system(f"cli:{getpass.getuser()}")
 
 
@@ -72,15 +77,18 @@ def users_create(
     role: Annotated[str, typer.Option(help="admin, compliance_officer, ml_engineer or finance")],
     email: Annotated[str | None, typer.Option()] = None,
     full_name: Annotated[str, typer.Option("--name")] = "",
-    password_stdin: Annotated[bool, typer.Option(help="read the password from standard input")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option(help="read the password from standard input")
+    ] = False,
 ) -> None:
     """Create an account. Without --password-stdin a password is generated and printed once."""
     from core.auth.service import create_user
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     try:
-        user, generated = create_user(_actor(), username, role, email=email, full_name=full_name,
-                                      password=password)
+        user, generated = create_user(
+            _actor(), username, role, email=email, full_name=full_name, password=password
+        )
     except DomainError as exc:
         _fail(exc)
         return
@@ -149,7 +157,9 @@ def users_set_role(username: str, role: str) -> None:
 @users_app.command("reset-password")
 def users_reset_password(
     username: str,
-    password_stdin: Annotated[bool, typer.Option(help="read the new password from standard input")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option(help="read the new password from standard input")
+    ] = False,
 ) -> None:
     """Set a new password (generated and printed once unless given), unlock, end sessions."""
     from core.auth.service import reset_password
@@ -206,8 +216,11 @@ def demo_seed(if_empty: Annotated[bool, typer.Option("--if-empty")] = False) -> 
         typer.echo(line)
     if report.credentials:
         typer.echo("")
-        typer.secho("Demo accounts (passwords are shown only now; reset with "
-                    "`omni users reset-password NAME`):", bold=True)
+        typer.secho(
+            "Demo accounts (passwords are shown only now; reset with "
+            "`omni users reset-password NAME`):",
+            bold=True,
+        )
         for username, password in report.credentials.items():
             typer.echo(f"  {username:<18} {password}")
 

@@ -24,7 +24,9 @@ class Settings(BaseSettings):
         env_prefix="OMNI_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    home: Path = Field(default=Path("./.omni"), description="Runtime state: database, indexes, models")
+    home: Path = Field(
+        default=Path("./.omni"), description="Runtime state: database, indexes, models"
+    )
 
     # Relational store
     database_url: str | None = Field(
@@ -37,7 +39,9 @@ class Settings(BaseSettings):
     db_echo: bool = False
 
     # Backends (design table)
-    mlflow_uri: str | None = Field(default=None, description="default sqlite:///$OMNI_HOME/mlflow.db")
+    mlflow_uri: str | None = Field(
+        default=None, description="default sqlite:///$OMNI_HOME/mlflow.db"
+    )
     llm_default_provider: LLMProviderName = "local"
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None

@@ -19,8 +19,9 @@ def alembic_config(url: str | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     # ConfigParser treats '%' as interpolation; URL-encoded passwords contain it.
-    cfg.set_main_option("sqlalchemy.url",
-                        (url or get_settings().effective_database_url).replace("%", "%%"))
+    cfg.set_main_option(
+        "sqlalchemy.url", (url or get_settings().effective_database_url).replace("%", "%%")
+    )
     return cfg
 
 

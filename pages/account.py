@@ -15,8 +15,12 @@ def render() -> None:
         st.warning("Your password was set by an admin or generated: choose your own to continue.")
     with st.form("change_password", clear_on_submit=True):
         current = st.text_input("Current password", type="password", max_chars=256)
-        new = st.text_input("New password", type="password", max_chars=256,
-                            help=f"At least {deps.settings().password_min_length} characters.")
+        new = st.text_input(
+            "New password",
+            type="password",
+            max_chars=256,
+            help=f"At least {deps.settings().password_min_length} characters.",
+        )
         repeat = st.text_input("Repeat the new password", type="password", max_chars=256)
         submitted = st.form_submit_button("Change password", type="primary")
     if submitted:

@@ -21,8 +21,9 @@ def _filter_form(actor_names: list[str], actions: list[str]) -> audit.AuditFilte
         outcomes = c3.multiselect("Outcome", list(audit.OUTCOMES), key="audit_outcomes")
         c4, c5, c6 = st.columns([2, 2, 1])
         today = datetime.now(deps.viewer_zone()).date()
-        period = c4.date_input("Period", (today - timedelta(days=7), today), max_value=today,
-                               key="audit_period")
+        period = c4.date_input(
+            "Period", (today - timedelta(days=7), today), max_value=today, key="audit_period"
+        )
         text = c5.text_input("Target or details contain", max_chars=200, key="audit_text")
         limit = c6.number_input("Max rows", 10, 100_000, 1000, step=100, key="audit_limit")
     since = until = None
@@ -30,8 +31,15 @@ def _filter_form(actor_names: list[str], actions: list[str]) -> audit.AuditFilte
         since, until = _day_start(period[0]), _day_start(period[1] + timedelta(days=1))
     elif isinstance(period, tuple) and len(period) == 1:
         since = _day_start(period[0])
-    return audit.AuditFilter(actors=actors, actions=chosen, outcomes=outcomes, since=since,
-                             until=until, text=text, limit=int(limit))
+    return audit.AuditFilter(
+        actors=actors,
+        actions=chosen,
+        outcomes=outcomes,
+        since=since,
+        until=until,
+        text=text,
+        limit=int(limit),
+    )
 
 
 def _day_start(day: date) -> datetime:
@@ -41,8 +49,10 @@ def _day_start(day: date) -> datetime:
 def render() -> None:
     actor = deps.page_actor(Permission.AUDIT_READ)
     st.title("Audit log")
-    st.caption("Append-only and hash-chained: every change and every refused call, with who, what "
-               "and when.")
+    st.caption(
+        "Append-only and hash-chained: every change and every refused call, with who, what "
+        "and when."
+    )
     try:
         actor_names, actions = audit.filter_choices(actor)
         flt = _filter_form(actor_names, actions)
@@ -51,20 +61,47 @@ def render() -> None:
         deps.show_error(exc)
         return
 
-    frame = pd.DataFrame([{
-        "#": e.seq, "Time": deps.local_time(e.ts), "Actor": e.actor, "Role": e.actor_role,
-        "Action": e.action, "Target": e.target, "Outcome": e.outcome, "Details": e.summary,
-    } for e in entries], columns=["#", "Time", "Actor", "Role", "Action", "Target", "Outcome",
-                                  "Details"])
-    st.write(f"{len(frame):,} entries" + (" (row limit reached)" if len(frame) >= flt.limit else ""))
+    frame = pd.DataFrame(
+        [
+            {
+                "#": e.seq,
+                "Time": deps.local_time(e.ts),
+                "Actor": e.actor,
+                "Role": e.actor_role,
+                "Action": e.action,
+                "Target": e.target,
+                "Outcome": e.outcome,
+                "Details": e.summary,
+            }
+            for e in entries
+        ],
+        columns=["#", "Time", "Actor", "Role", "Action", "Target", "Outcome", "Details"],
+    )
+    st.write(
+        f"{len(frame):,} entries" + (" (row limit reached)" if len(frame) >= flt.limit else "")
+    )
     if frame.empty:
         st.info("No entries match these filters.")
     else:
-        per_day = (pd.DataFrame({"day": [e.ts.astimezone(deps.viewer_zone()).date() for e in entries],
-                                 "outcome": [e.outcome for e in entries]})
-                   .value_counts().rename("entries").reset_index())
-        chart = px.bar(per_day, x="day", y="entries", color="outcome", height=220,
-                       color_discrete_map={"ok": "#2e7d32", "denied": "#c62828", "failed": "#ef6c00"})
+        per_day = (
+            pd.DataFrame(
+                {
+                    "day": [e.ts.astimezone(deps.viewer_zone()).date() for e in entries],
+                    "outcome": [e.outcome for e in entries],
+                }
+            )
+            .value_counts()
+            .rename("entries")
+            .reset_index()
+        )
+        chart = px.bar(
+            per_day,
+            x="day",
+            y="entries",
+            color="outcome",
+            height=220,
+            color_discrete_map={"ok": "#2e7d32", "denied": "#c62828", "failed": "#ef6c00"},
+        )
         chart.update_layout(margin={"l": 0, "r": 0, "t": 10, "b": 0}, xaxis_title=None)
         st.plotly_chart(chart, width="stretch")
         st.dataframe(frame, hide_index=True, width="stretch")
@@ -72,17 +109,24 @@ def render() -> None:
     left, right = st.columns(2)
     with left:
         if has_permission(actor.role, Permission.AUDIT_EXPORT) and st.button(
-                "Prepare CSV export", icon=":material/download:"):
+            "Prepare CSV export", icon=":material/download:"
+        ):
             try:
                 csv_text, rows = audit.export_csv(actor, flt)
             except DomainError as exc:
                 deps.show_error(exc)
             else:
-                st.download_button(f"Download {rows:,} rows (CSV)", csv_text, "audit_log.csv",
-                                   "text/csv", icon=":material/file_download:")
+                st.download_button(
+                    f"Download {rows:,} rows (CSV)",
+                    csv_text,
+                    "audit_log.csv",
+                    "text/csv",
+                    icon=":material/file_download:",
+                )
     with right:
         if has_permission(actor.role, Permission.AUDIT_VERIFY) and st.button(
-                "Verify hash chain", icon=":material/verified:"):
+            "Verify hash chain", icon=":material/verified:"
+        ):
             try:
                 report = verify(actor)
             except DomainError as exc:

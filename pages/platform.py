@@ -13,7 +13,9 @@ _STATE_ICON = {"ok": "🟢 ok", "degraded": "🟡 degraded", "down": "🔴 down"
 def render() -> None:
     actor = deps.page_actor(Permission.PLATFORM_READ)
     st.title("Platform")
-    st.caption("Active backends (embedded default or production, per the settings) and their health.")
+    st.caption(
+        "Active backends (embedded default or production, per the settings) and their health."
+    )
     if st.button("Re-check", icon=":material/refresh:"):
         deps.platform_status.clear()
     try:
@@ -21,11 +23,18 @@ def render() -> None:
     except DomainError as exc:
         deps.show_error(exc)
         return
-    frame = pd.DataFrame([{
-        "Concern": s.concern, "Backend": s.backend, "State": _STATE_ICON.get(s.state, s.state),
-        "Latency (ms)": round(s.latency_ms, 1) if s.latency_ms is not None else None,
-        "Detail": s.detail,
-    } for s in statuses])
+    frame = pd.DataFrame(
+        [
+            {
+                "Concern": s.concern,
+                "Backend": s.backend,
+                "State": _STATE_ICON.get(s.state, s.state),
+                "Latency (ms)": round(s.latency_ms, 1) if s.latency_ms is not None else None,
+                "Detail": s.detail,
+            }
+            for s in statuses
+        ]
+    )
     st.dataframe(frame, hide_index=True, width="stretch")
     with st.expander("Effective settings (secrets masked)"):
         st.json(deps.settings().masked())

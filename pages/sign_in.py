@@ -17,8 +17,9 @@ def render() -> None:
             st.info(flash)
         with st.form("sign_in", border=True):
             username = st.text_input("Username", max_chars=64, autocomplete="username")
-            password = st.text_input("Password", type="password", max_chars=256,
-                                     autocomplete="current-password")
+            password = st.text_input(
+                "Password", type="password", max_chars=256, autocomplete="current-password"
+            )
             submitted = st.form_submit_button("Sign in", type="primary", width="stretch")
         if submitted:
             if not username or not password:

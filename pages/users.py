@@ -20,16 +20,19 @@ def _create_form(actor) -> None:  # type: ignore[no-untyped-def]
         submitted = st.form_submit_button("Create account", type="primary")
     if submitted:
         try:
-            user, password = auth.create_user(actor, username, role, email=email or None,
-                                              full_name=full_name)
+            user, password = auth.create_user(
+                actor, username, role, email=email or None, full_name=full_name
+            )
         except DomainError as exc:
             deps.show_error(exc)
             return
         st.success(f"Created {user.username} ({user.role.label}).")
         if password:
             st.code(password, language=None)
-            st.caption("Give this password to the user now: it is not shown again, and they must "
-                       "change it at first sign-in.")
+            st.caption(
+                "Give this password to the user now: it is not shown again, and they must "
+                "change it at first sign-in."
+            )
 
 
 def _manage(actor, users: list[auth.UserView]) -> None:  # type: ignore[no-untyped-def]
@@ -53,8 +56,13 @@ def _manage(actor, users: list[auth.UserView]) -> None:  # type: ignore[no-untyp
         if c3.button("Reset password", icon=":material/key:"):
             st.code(auth.reset_password(actor, name), language=None)
             st.caption("New password, shown once; the user must change it at next sign-in.")
-        new_role = c4.selectbox("Role", list(Role), index=list(Role).index(user.role),
-                                format_func=lambda r: r.label, key="manage_role")
+        new_role = c4.selectbox(
+            "Role",
+            list(Role),
+            index=list(Role).index(user.role),
+            format_func=lambda r: r.label,
+            key="manage_role",
+        )
         if new_role != user.role and c4.button("Apply role"):
             auth.set_role(actor, name, new_role)
             st.rerun()
@@ -71,12 +79,20 @@ def render() -> None:
     except DomainError as exc:
         deps.show_error(exc)
         return
-    frame = pd.DataFrame([{
-        "Username": u.username, "Name": u.full_name, "Role": u.role.label, "E-mail": u.email,
-        "State": "disabled" if not u.is_active else ("locked" if u.is_locked else "active"),
-        "Last sign-in": deps.local_time(u.last_login_at, "%Y-%m-%d %H:%M") or "never",
-        "Created": deps.local_time(u.created_at, "%Y-%m-%d"),
-    } for u in users])
+    frame = pd.DataFrame(
+        [
+            {
+                "Username": u.username,
+                "Name": u.full_name,
+                "Role": u.role.label,
+                "E-mail": u.email,
+                "State": "disabled" if not u.is_active else ("locked" if u.is_locked else "active"),
+                "Last sign-in": deps.local_time(u.last_login_at, "%Y-%m-%d %H:%M") or "never",
+                "Created": deps.local_time(u.created_at, "%Y-%m-%d"),
+            }
+            for u in users
+        ]
+    )
     st.dataframe(frame, hide_index=True, width="stretch")
     if not users and search:
         st.info("No account matches.")

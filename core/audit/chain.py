@@ -5,13 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.audit.models import AuditEntry
 
 GENESIS_HASH = "0" * 64
 
 
 def canonical_summary(summary: dict[str, Any]) -> str:
-    return json.dumps(summary, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return json.dumps(
+        summary, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
 
 
 def canonical_entry(
@@ -45,3 +50,16 @@ def canonical_entry(
 
 def link_hash(prev_hash: str, canonical: str) -> str:
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+
+
+def entry_canonical(entry: AuditEntry) -> str:
+    return canonical_entry(
+        seq=entry.seq,
+        ts=entry.ts,
+        actor=entry.actor,
+        actor_role=entry.actor_role,
+        action=entry.action,
+        target=entry.target,
+        outcome=entry.outcome,
+        summary=entry.summary,
+    )

@@ -14,8 +14,9 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
 
     # seq is the chain position (1, 2, 3, ...): a gap means a deleted row, a repeat an inserted one.
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-                                     autoincrement=False)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
     ts: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     actor: Mapped[str] = mapped_column(String(128), index=True)
     actor_role: Mapped[str] = mapped_column(String(32))

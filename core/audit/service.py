@@ -17,10 +17,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.audit.chain import GENESIS_HASH, canonical_entry, canonical_summary, link_hash
+from core.audit.chain import canonical_summary, entry_canonical, link_hash
 from core.audit.models import AuditEntry, AuditHead
 from core.auth.actor import Actor
 from core.db import unit_of_work, utcnow
+from core.errors import IntegrityError
+from core.text import clean_text, search_term
 
 OUTCOMES = ("ok", "denied", "failed")
 _MAX = {"actor": 128, "action": 64, "target": 256}
@@ -28,6 +30,7 @@ _MAX = {"actor": 128, "action": 64, "target": 256}
 
 def _clip(value: str, field: str) -> str:
     limit = _MAX[field]
+    value = clean_text(value, 100_000)
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
@@ -49,29 +52,38 @@ def record(
         actor_name, actor_role = actor, "anonymous"
     # FOR UPDATE serialises appenders on PostgreSQL; SQLite writers already hold the write lock.
     head = session.get(AuditHead, 1, with_for_update=True)
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
-        session.add(head)
-    fields = {
-        "seq": head.seq + 1,
-        "ts": utcnow(),
-        "actor": _clip(actor_name, "actor"),
-        "actor_role": actor_role,
-        "action": _clip(action, "action"),
-        "target": _clip(target, "target"),
-        "outcome": outcome,
-        "summary": canonical_summary(summary or {}),
-    }
-    digest = link_hash(head.hash, canonical_entry(**fields))
-    entry = AuditEntry(**fields, prev_hash=head.hash, hash=digest)
+    if head is None:  # created by the first migration; gone means tampering or no schema
+        raise IntegrityError(
+            "The audit log's head row is missing: run `omni db upgrade` on a new database, "
+            "or `omni audit verify` to investigate."
+        )
+    entry = AuditEntry(
+        seq=head.seq + 1,
+        ts=utcnow(),
+        actor=_clip(actor_name, "actor"),
+        actor_role=actor_role,
+        action=_clip(action, "action"),
+        target=_clip(target, "target"),
+        outcome=outcome,
+        summary=canonical_summary(summary or {}),
+        prev_hash=head.hash,
+    )
+    digest = link_hash(head.hash, entry_canonical(entry))
+    entry.hash = digest
     session.add(entry)
     head.seq, head.hash = entry.seq, digest
     session.flush()
     return entry
 
 
-def record_now(actor: Actor | str, action: str, target: str = "", summary: dict[str, Any] | None = None,
-               *, outcome: str = "ok") -> None:
+def record_now(
+    actor: Actor | str,
+    action: str,
+    target: str = "",
+    summary: dict[str, Any] | None = None,
+    *,
+    outcome: str = "ok",
+) -> None:
     """Record in a unit of work of its own (for events whose main transaction writes nothing)."""
     with unit_of_work() as session:
         record(session, actor, action, target, summary, outcome=outcome)
@@ -100,8 +112,8 @@ def query(session: Session, flt: AuditFilter) -> list[AuditEntry]:
         stmt = stmt.where(AuditEntry.ts >= flt.since)
     if flt.until:
         stmt = stmt.where(AuditEntry.ts < flt.until)
-    if flt.text:
-        needle = flt.text[:200]
+    needle = search_term(flt.text, 200)
+    if needle:
         stmt = stmt.where(
             AuditEntry.target.contains(needle, autoescape=True)
             | AuditEntry.summary.contains(needle, autoescape=True)
@@ -113,7 +125,9 @@ def query(session: Session, flt: AuditFilter) -> list[AuditEntry]:
 def distinct_values(session: Session) -> tuple[list[str], list[str]]:
     """Known actors and actions, for the filter pickers."""
     actors = list(session.scalars(select(AuditEntry.actor).distinct().order_by(AuditEntry.actor)))
-    actions = list(session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action)))
+    actions = list(
+        session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action))
+    )
     return actors, actions
 
 
@@ -124,8 +138,18 @@ def count_since(session: Session, since: datetime, outcome: str | None = None) -
     return int(session.scalar(stmt) or 0)
 
 
-CSV_COLUMNS = ("seq", "ts", "actor", "actor_role", "action", "target", "outcome", "summary",
-               "prev_hash", "hash")
+CSV_COLUMNS = (
+    "seq",
+    "ts",
+    "actor",
+    "actor_role",
+    "action",
+    "target",
+    "outcome",
+    "summary",
+    "prev_hash",
+    "hash",
+)
 
 
 def to_csv(entries: Sequence[AuditEntry]) -> str:
@@ -145,6 +169,7 @@ def _neutralise_formula(cell: str) -> str:
 
 
 # --- permissioned entry points for the console and CLI ----------------------------------------
+
 
 def search(actor: Actor, flt: AuditFilter) -> list[AuditEntry]:
     from core.auth.guard import require
@@ -172,12 +197,22 @@ def export_csv(actor: Actor, flt: AuditFilter) -> tuple[str, int]:
     require(actor, Permission.AUDIT_EXPORT, action="audit.export")
     with unit_of_work() as session:
         entries = query(session, flt)
-        record(session, actor, "audit.export", "audit_log",
-               {"rows": len(entries), "filter": _describe(flt)})
+        record(
+            session,
+            actor,
+            "audit.export",
+            "audit_log",
+            {"rows": len(entries), "filter": _describe(flt)},
+        )
         return to_csv(entries), len(entries)
 
 
 def _describe(flt: AuditFilter) -> dict[str, Any]:
-    return {"actors": list(flt.actors), "actions": list(flt.actions), "outcomes": list(flt.outcomes),
-            "since": flt.since.isoformat() if flt.since else None,
-            "until": flt.until.isoformat() if flt.until else None, "text": flt.text}
+    return {
+        "actors": list(flt.actors),
+        "actions": list(flt.actions),
+        "outcomes": list(flt.outcomes),
+        "since": flt.since.isoformat() if flt.since else None,
+        "until": flt.until.isoformat() if flt.until else None,
+        "text": flt.text,
+    }

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.audit.chain import GENESIS_HASH, canonical_entry, link_hash
+from core.audit.chain import GENESIS_HASH, entry_canonical, link_hash
 from core.audit.models import AuditEntry, AuditHead
 from core.audit.service import record_now
 from core.auth.actor import Actor
@@ -41,23 +41,32 @@ def verify_chain(session: Session) -> VerifyReport:
             )
             return VerifyReport(False, checked, expected_seq, reason)
         if entry.prev_hash != prev_hash:
-            return VerifyReport(False, checked, entry.seq,
-                                "its previous-hash does not match the entry before it "
-                                "(a row was inserted, deleted or rewritten)")
-        recomputed = link_hash(prev_hash, canonical_entry(
-            seq=entry.seq, ts=entry.ts, actor=entry.actor, actor_role=entry.actor_role,
-            action=entry.action, target=entry.target, outcome=entry.outcome, summary=entry.summary,
-        ))
+            return VerifyReport(
+                False,
+                checked,
+                entry.seq,
+                "its previous-hash does not match the entry before it "
+                "(a row was inserted, deleted or rewritten)",
+            )
+        recomputed = link_hash(prev_hash, entry_canonical(entry))
         if recomputed != entry.hash:
-            return VerifyReport(False, checked, entry.seq,
-                                "its contents do not match its hash (the row was changed)")
+            return VerifyReport(
+                False,
+                checked,
+                entry.seq,
+                "its contents do not match its hash (the row was changed)",
+            )
         prev_hash, expected_seq, checked = entry.hash, expected_seq + 1, checked + 1
     head = session.get(AuditHead, 1)
     head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
     if head_seq != checked or head_hash != prev_hash:
-        return VerifyReport(False, checked, checked + 1 if head_seq > checked else head_seq,
-                            f"the log ends at entry {checked} but its head records entry "
-                            f"{head_seq} (newest rows deleted, or the head was changed)")
+        return VerifyReport(
+            False,
+            checked,
+            checked + 1 if head_seq > checked else head_seq,
+            f"the log ends at entry {checked} but its head records entry "
+            f"{head_seq} (newest rows deleted, or the head was changed)",
+        )
     return VerifyReport(True, checked)
 
 
@@ -67,6 +76,11 @@ def verify(actor: Actor) -> VerifyReport:
     with unit_of_work(read_only=True) as session:
         report = verify_chain(session)
     if not report.ok:
-        record_now(actor, "audit.verify", "audit_log",
-                   {"broken_seq": report.broken_seq, "reason": report.reason}, outcome="failed")
+        record_now(
+            actor,
+            "audit.verify",
+            "audit_log",
+            {"broken_seq": report.broken_seq, "reason": report.reason},
+            outcome="failed",
+        )
     return report

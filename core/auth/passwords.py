@@ -47,4 +47,6 @@ def check_policy(password: str, *, username: str, min_length: int) -> None:
     if username and username.lower() in password.lower():
         raise ValidationError("The password must not contain the username.")
     if len(set(password)) < 4:
-        raise ValidationError("The password is too repetitive; use at least 4 different characters.")
+        raise ValidationError(
+            "The password is too repetitive; use at least 4 different characters."
+        )

@@ -36,7 +36,12 @@ _EVERYTHING = frozenset(Permission)
 PERMISSION_MATRIX: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: _EVERYTHING,
     Role.COMPLIANCE_OFFICER: frozenset(
-        {Permission.AUDIT_READ, Permission.AUDIT_EXPORT, Permission.AUDIT_VERIFY, Permission.ORGS_READ}
+        {
+            Permission.AUDIT_READ,
+            Permission.AUDIT_EXPORT,
+            Permission.AUDIT_VERIFY,
+            Permission.ORGS_READ,
+        }
     ),
     Role.ML_ENGINEER: frozenset(),  # the LLM, RAG and MLOps issues add this role's permissions
     Role.FINANCE: frozenset({Permission.ORGS_READ}),

@@ -22,8 +22,15 @@ def seed_users(ctx: SeedContext) -> str:
         # Random even when the tenant seed is fixed: a password in a deterministic stream would be
         # derivable from the repository.
         password = passwords.generate_password()
-        ctx.session.add(User(username=username, role=role.value, full_name=full_name,
-                             email=f"{username}@omni.example", password_changed_at=utcnow(),
-                             password_hash=passwords.hash_password(password)))
+        ctx.session.add(
+            User(
+                username=username,
+                role=role.value,
+                full_name=full_name,
+                email=f"{username}@omni.example",
+                password_changed_at=utcnow(),
+                password_hash=passwords.hash_password(password),
+            )
+        )
         ctx.credentials[username] = password
     return f"{len(DEMO_USERS)} accounts (one per role)"

@@ -33,6 +33,7 @@ from core.errors import (
     SessionExpired,
     ValidationError,
 )
+from core.text import clean_text, search_term
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,63}$")
@@ -53,7 +54,8 @@ class NewUser(BaseModel):
         value = value.strip().lower()
         if not _USERNAME.match(value):
             raise ValueError(
-                "use 2-64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit"
+                "use 2-64 lower-case letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
             )
         return value
 
@@ -93,8 +95,17 @@ class UserView:
 
     @classmethod
     def of(cls, user: User) -> UserView:
-        return cls(user.username, Role(user.role), user.email, user.full_name, user.is_active,
-                   user.locked_until, user.failed_attempts, user.last_login_at, user.created_at)
+        return cls(
+            user.username,
+            Role(user.role),
+            user.email,
+            user.full_name,
+            user.is_active,
+            user.locked_until,
+            user.failed_attempts,
+            user.last_login_at,
+            user.created_at,
+        )
 
     @property
     def is_locked(self) -> bool:
@@ -118,7 +129,7 @@ def _actor_of(user: User) -> Actor:
 
 
 def _get_user(session: Session, username: str) -> User:
-    user = session.scalar(select(User).where(User.username == username.strip().lower()[:64]))
+    user = session.scalar(select(User).where(User.username == clean_text(username, 64).lower()))
     if user is None:
         raise NotFound(f"No user named {username[:64]!r}.")
     return user
@@ -126,8 +137,16 @@ def _get_user(session: Session, username: str) -> User:
 
 # --- accounts -------------------------------------------------------------------------------
 
-def create_user(actor: Actor, username: str, role: Role | str, *, email: str | None = None,
-                full_name: str = "", password: str | None = None) -> tuple[UserView, str | None]:
+
+def create_user(
+    actor: Actor,
+    username: str,
+    role: Role | str,
+    *,
+    email: str | None = None,
+    full_name: str = "",
+    password: str | None = None,
+) -> tuple[UserView, str | None]:
     """Create an account. Returns the view and, when none was given, the generated password
     (shown once, never stored in clear)."""
     role = parse_role(role) if isinstance(role, str) else role
@@ -137,21 +156,38 @@ def create_user(actor: Actor, username: str, role: Role | str, *, email: str | N
     generated = None
     if password is None:
         password = generated = passwords.generate_password()
-    passwords.check_policy(password, username=data.username, min_length=settings.password_min_length)
+    passwords.check_policy(
+        password, username=data.username, min_length=settings.password_min_length
+    )
     with unit_of_work() as session:
-        clash = session.scalar(select(User).where(
-            or_(User.username == data.username, User.email == data.email) if data.email
-            else User.username == data.username))
+        clash = session.scalar(
+            select(User).where(
+                or_(User.username == data.username, User.email == data.email)
+                if data.email
+                else User.username == data.username
+            )
+        )
         if clash is not None:
             what = "username" if clash.username == data.username else "e-mail address"
             raise Conflict(f"A user with that {what} already exists.")
-        user = User(username=data.username, role=data.role.value, email=data.email,
-                    full_name=data.full_name.strip(), password_hash=passwords.hash_password(password),
-                    password_changed_at=utcnow(), must_change_password=generated is not None)
+        user = User(
+            username=data.username,
+            role=data.role.value,
+            email=data.email,
+            full_name=data.full_name.strip(),
+            password_hash=passwords.hash_password(password),
+            password_changed_at=utcnow(),
+            must_change_password=generated is not None,
+        )
         session.add(user)
         session.flush()
-        record(session, actor, "users.create", user.username,
-               {"role": user.role, "email": user.email, "full_name": user.full_name})
+        record(
+            session,
+            actor,
+            "users.create",
+            user.username,
+            {"role": user.role, "email": user.email, "full_name": user.full_name},
+        )
         return UserView.of(user), generated
 
 
@@ -159,11 +195,15 @@ def list_users(actor: Actor, search: str = "") -> list[UserView]:
     require(actor, Permission.USERS_READ, action="users.list")
     with unit_of_work(read_only=True) as session:
         stmt = select(User).order_by(User.username)
-        if search.strip():
-            needle = search.strip()[:100]
-            stmt = stmt.where(or_(User.username.contains(needle.lower(), autoescape=True),
-                                  User.full_name.icontains(needle, autoescape=True),
-                                  User.email.contains(needle.lower(), autoescape=True)))
+        needle = search_term(search)
+        if needle:
+            stmt = stmt.where(
+                or_(
+                    User.username.contains(needle.lower(), autoescape=True),
+                    User.full_name.icontains(needle, autoescape=True),
+                    User.email.contains(needle.lower(), autoescape=True),
+                )
+            )
         return [UserView.of(u) for u in session.scalars(stmt)]
 
 
@@ -188,7 +228,13 @@ def set_role(actor: Actor, username: str, role: Role | str) -> UserView:
     with unit_of_work() as session:
         user = _get_user(session, username)
         if user.role != role.value:
-            record(session, actor, "users.set_role", user.username, {"from": user.role, "to": role.value})
+            record(
+                session,
+                actor,
+                "users.set_role",
+                user.username,
+                {"from": user.role, "to": role.value},
+            )
             user.role = role.value
             _revoke_sessions(session, user.id)  # new rights take effect at the next sign-in
         return UserView.of(user)
@@ -200,14 +246,21 @@ def reset_password(actor: Actor, username: str, new_password: str | None = None)
     with unit_of_work() as session:
         user = _get_user(session, username)
         password = new_password or passwords.generate_password()
-        passwords.check_policy(password, username=user.username,
-                               min_length=get_settings().password_min_length)
+        passwords.check_policy(
+            password, username=user.username, min_length=get_settings().password_min_length
+        )
         user.password_hash = passwords.hash_password(password)
         user.password_changed_at = utcnow()
         user.must_change_password = new_password is None
         user.failed_attempts, user.locked_until = 0, None
         _revoke_sessions(session, user.id)
-        record(session, actor, "users.reset_password", user.username, {"generated": new_password is None})
+        record(
+            session,
+            actor,
+            "users.reset_password",
+            user.username,
+            {"generated": new_password is None},
+        )
         return password
 
 
@@ -227,8 +280,9 @@ def change_own_password(actor: Actor, current: str, new: str) -> None:
             raise AuthenticationFailed("The current password is wrong.")
         if current == new:
             raise ValidationError("Choose a password different from the current one.")
-        passwords.check_policy(new, username=user.username,
-                               min_length=get_settings().password_min_length)
+        passwords.check_policy(
+            new, username=user.username, min_length=get_settings().password_min_length
+        )
         user.password_hash = passwords.hash_password(new)
         user.password_changed_at = utcnow()
         user.must_change_password = False
@@ -239,22 +293,32 @@ def count_users(session: Session) -> dict[str, int]:
     now = utcnow()
     total = session.scalar(select(func.count()).select_from(User)) or 0
     active = session.scalar(select(func.count()).select_from(User).where(User.is_active)) or 0
-    locked = session.scalar(select(func.count()).select_from(User).where(User.locked_until > now)) or 0
-    live = session.scalar(select(func.count()).select_from(AuthSession).where(
-        AuthSession.revoked_at.is_(None), AuthSession.expires_at > now)) or 0
+    locked = (
+        session.scalar(select(func.count()).select_from(User).where(User.locked_until > now)) or 0
+    )
+    live = (
+        session.scalar(
+            select(func.count())
+            .select_from(AuthSession)
+            .where(AuthSession.revoked_at.is_(None), AuthSession.expires_at > now)
+        )
+        or 0
+    )
     return {"total": total, "active": active, "locked": locked, "sessions": live}
 
 
 # --- sign-in and sessions -------------------------------------------------------------------
 
+
 def sign_in(username: str, password: str) -> SessionGrant:
     """Check the password; lock the account after too many failures. Every attempt is audited."""
     settings = get_settings()
-    name = username.strip().lower()
+    name = clean_text(username, 10_000).lower()
     if not name or len(name) > 64 or len(password) > passwords.MAX_PASSWORD_LENGTH:
         passwords.verify_password(None, "x")  # same cost as a real check
-        record_now("anonymous", "auth.sign_in", name[:64], {"reason": "malformed input"},
-                   outcome="failed")
+        record_now(
+            "anonymous", "auth.sign_in", name[:64], {"reason": "malformed input"}, outcome="failed"
+        )
         raise AuthenticationFailed(_BAD_SIGN_IN)
     # The failure is raised after the unit of work commits, so its audit entry and the failed-
     # attempt counter are kept.
@@ -272,12 +336,23 @@ def sign_in(username: str, password: str) -> SessionGrant:
                 if user.failed_attempts >= settings.lockout_threshold:
                     user.locked_until = now + timedelta(minutes=settings.lockout_minutes)
                     user.failed_attempts = 0
-                    record(session, name, "auth.lockout", name,
-                           {"minutes": settings.lockout_minutes}, outcome="failed")
+                    record(
+                        session,
+                        name,
+                        "auth.lockout",
+                        name,
+                        {"minutes": settings.lockout_minutes},
+                        outcome="failed",
+                    )
                     error = _locked(user.locked_until)
-            record(session, "anonymous" if user is None else name, "auth.sign_in", name,
-                   {"reason": "unknown user" if user is None else "wrong password"},
-                   outcome="failed")
+            record(
+                session,
+                "anonymous" if user is None else name,
+                "auth.sign_in",
+                name,
+                {"reason": "unknown user" if user is None else "wrong password"},
+                outcome="failed",
+            )
         elif not user.is_active:
             record(session, name, "auth.sign_in", name, {"reason": "disabled"}, outcome="failed")
             error = AuthenticationFailed("This account is disabled. Ask an admin to enable it.")
@@ -295,30 +370,42 @@ def sign_in(username: str, password: str) -> SessionGrant:
 def sign_in_oidc(email: str, subject: str = "") -> SessionGrant:
     """Open a session for an identity the OIDC provider vouched for. The account must exist
     locally and be active: the role comes from here, never from the identity provider."""
-    address = (email or "").strip().lower()[:254]
+    address = clean_text(email or "", 254).lower()
     with unit_of_work() as session:
         user = session.scalar(select(User).where(User.email == address)) if address else None
         if user is None or not user.is_active:
             reason = "no account" if user is None else "disabled"
-            record(session, "anonymous", "auth.sign_in", address, {"method": "oidc", "reason": reason,
-                                                                     "subject": subject[:128]},
-                   outcome="failed")
+            record(
+                session,
+                "anonymous",
+                "auth.sign_in",
+                address,
+                {"method": "oidc", "reason": reason, "subject": subject[:128]},
+                outcome="failed",
+            )
             grant = None
         else:
             user.last_login_at = utcnow()
             grant = _open_session(session, user, "oidc")
-            record(session, _actor_of(user), "auth.sign_in", user.username,
-                   {"method": "oidc", "subject": subject[:128]})
+            record(
+                session,
+                _actor_of(user),
+                "auth.sign_in",
+                user.username,
+                {"method": "oidc", "subject": subject[:128]},
+            )
     if grant is None:
         raise AuthenticationFailed(
-            f"No active console account has the e-mail {address!r}. Ask an admin to create one.")
+            f"No active console account has the e-mail {address!r}. Ask an admin to create one."
+        )
     return grant
 
 
 def _locked(until: datetime) -> AccountLocked:
     return AccountLocked(
         f"Too many failed sign-ins: this account is locked until {until:%H:%M} UTC. "
-        "Try again then, or ask an admin to unlock it.")
+        "Try again then, or ask an admin to unlock it."
+    )
 
 
 def _open_session(session: Session, user: User, method: str) -> SessionGrant:
@@ -326,15 +413,25 @@ def _open_session(session: Session, user: User, method: str) -> SessionGrant:
     token = secrets.token_urlsafe(32)
     now = utcnow()
     expires = now + timedelta(minutes=settings.session_ttl_minutes)
-    session.add(AuthSession(token_hash=_token_hash(token), user_id=user.id, method=method,
-                            created_at=now, expires_at=expires, last_seen_at=now))
+    session.add(
+        AuthSession(
+            token_hash=_token_hash(token),
+            user_id=user.id,
+            method=method,
+            created_at=now,
+            expires_at=expires,
+            last_seen_at=now,
+        )
+    )
     return SessionGrant(token, _actor_of(user), expires, user.must_change_password)
 
 
 def _revoke_sessions(session: Session, user_id: int) -> None:
-    session.execute(update(AuthSession)
-                    .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-                    .values(revoked_at=utcnow()))
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
 
 
 def resolve_session(token: str) -> Actor:
@@ -344,13 +441,14 @@ def resolve_session(token: str) -> Actor:
     settings = get_settings()
     with unit_of_work() as session:
         row = session.execute(
-            select(AuthSession, User).join(User, User.id == AuthSession.user_id)
+            select(AuthSession, User)
+            .join(User, User.id == AuthSession.user_id)
             .where(AuthSession.token_hash == _token_hash(token))
         ).first()
         now = utcnow()
         if row is None:
             raise SessionExpired("Please sign in.")
-        auth_session, user = row.tuple()
+        auth_session, user = row
         idle_limit = auth_session.last_seen_at + timedelta(minutes=settings.session_idle_minutes)
         if auth_session.revoked_at is not None or not user.is_active:
             raise SessionExpired("Your session has ended. Please sign in again.")
@@ -363,7 +461,9 @@ def resolve_session(token: str) -> Actor:
 
 def sign_out(token: str) -> None:
     with unit_of_work() as session:
-        auth_session = session.scalar(select(AuthSession).where(AuthSession.token_hash == _token_hash(token)))
+        auth_session = session.scalar(
+            select(AuthSession).where(AuthSession.token_hash == _token_hash(token))
+        )
         if auth_session is None or auth_session.revoked_at is not None:
             return
         auth_session.revoked_at = utcnow()

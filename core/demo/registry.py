@@ -81,8 +81,9 @@ def is_empty(session: Session) -> bool:
     return users == 0 and orgs == 0
 
 
-def seed_demo(actor: Actor, *, if_empty: bool = True, anchor: datetime | None = None,
-              seed: int | None = None) -> SeedReport:
+def seed_demo(
+    actor: Actor, *, if_empty: bool = True, anchor: datetime | None = None, seed: int | None = None
+) -> SeedReport:
     """Seed the demo tenant in one transaction: all of it lands, or none of it does."""
     require(actor, Permission.DEMO_SEED, action="demo.seed")
     _load()
@@ -91,7 +92,9 @@ def seed_demo(actor: Actor, *, if_empty: bool = True, anchor: datetime | None = 
     with unit_of_work() as session:
         if not is_empty(session):
             if if_empty:
-                return SeedReport(False, ["The database already holds data: demo seeding skipped."], {})
+                return SeedReport(
+                    False, ["The database already holds data: demo seeding skipped."], {}
+                )
             raise_conflict()
         credentials: dict[str, str] = {}
         lines = []
@@ -99,8 +102,13 @@ def seed_demo(actor: Actor, *, if_empty: bool = True, anchor: datetime | None = 
             ctx = SeedContext(session, random.Random(f"{seed}:{item.name}"), anchor, credentials)
             lines.append(f"{item.name}: {item.fn(ctx)}")
             session.flush()
-        record(session, actor, "demo.seed", "demo tenant", {"seed": seed, "seeders": registered(),
-                                                            "anchor": anchor.date().isoformat()})
+        record(
+            session,
+            actor,
+            "demo.seed",
+            "demo tenant",
+            {"seed": seed, "seeders": registered(), "anchor": anchor.date().isoformat()},
+        )
         return SeedReport(True, lines, credentials)
 
 

@@ -23,8 +23,9 @@ class Country:
 def countries() -> dict[str, Country]:
     with (DATA_DIR / "countries.csv").open(encoding="utf-8") as handle:
         return {
-            row["code"]: Country(row["code"], row["name"], row["eu"] == "1", row["currency"],
-                                 int(row["demo_weight"]))
+            row["code"]: Country(
+                row["code"], row["name"], row["eu"] == "1", row["currency"], int(row["demo_weight"])
+            )
             for row in csv.DictReader(handle)
         }
 

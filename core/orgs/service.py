@@ -14,6 +14,7 @@ from core.auth.roles import Permission
 from core.db import unit_of_work, utcnow
 from core.orgs.countries import countries, eu_codes
 from core.orgs.models import Organisation
+from core.text import search_term
 
 PLANS = ("free", "starter", "pro", "enterprise")
 
@@ -34,21 +35,40 @@ class OrgView:
 
 def _view(org: Organisation) -> OrgView:
     country = countries().get(org.country)
-    return OrgView(org.id, org.name, org.country, country.name if country else org.country,
-                   bool(country and country.eu), org.plan, org.industry, org.employees, org.domain,
-                   org.signed_up_at)
+    return OrgView(
+        org.id,
+        org.name,
+        org.country,
+        country.name if country else org.country,
+        bool(country and country.eu),
+        org.plan,
+        org.industry,
+        org.employees,
+        org.domain,
+        org.signed_up_at,
+    )
 
 
-def search(actor: Actor, text: str = "", *, plan: str | None = None, country: str | None = None,
-           limit: int = 200) -> list[OrgView]:
+def search(
+    actor: Actor,
+    text: str = "",
+    *,
+    plan: str | None = None,
+    country: str | None = None,
+    limit: int = 200,
+) -> list[OrgView]:
     """Organisations whose name or domain contains `text` (matched literally, never as SQL)."""
     require(actor, Permission.ORGS_READ, action="orgs.search")
     with unit_of_work(read_only=True) as session:
         stmt = select(Organisation).order_by(Organisation.name)
-        needle = text.strip()[:100]
+        needle = search_term(text)
         if needle:
-            stmt = stmt.where(or_(Organisation.name.icontains(needle, autoescape=True),
-                                  Organisation.domain.icontains(needle, autoescape=True)))
+            stmt = stmt.where(
+                or_(
+                    Organisation.name.icontains(needle, autoescape=True),
+                    Organisation.domain.icontains(needle, autoescape=True),
+                )
+            )
         if plan:
             stmt = stmt.where(Organisation.plan == plan)
         if country:
@@ -58,14 +78,35 @@ def search(actor: Actor, text: str = "", *, plan: str | None = None, country: st
 
 def summary(session: Session) -> dict[str, int]:
     total = session.scalar(select(func.count()).select_from(Organisation)) or 0
-    in_eu = session.scalar(select(func.count()).select_from(Organisation)
-                           .where(Organisation.country.in_(eu_codes()))) or 0
-    recent = session.scalar(select(func.count()).select_from(Organisation)
-                            .where(Organisation.signed_up_at >= utcnow() - timedelta(days=30))) or 0
-    paying = session.scalar(select(func.count()).select_from(Organisation)
-                            .where(Organisation.plan != "free")) or 0
-    return {"total": total, "eu": in_eu, "non_eu": total - in_eu, "new_30d": recent,
-            "paying": paying}
+    in_eu = (
+        session.scalar(
+            select(func.count())
+            .select_from(Organisation)
+            .where(Organisation.country.in_(eu_codes()))
+        )
+        or 0
+    )
+    recent = (
+        session.scalar(
+            select(func.count())
+            .select_from(Organisation)
+            .where(Organisation.signed_up_at >= utcnow() - timedelta(days=30))
+        )
+        or 0
+    )
+    paying = (
+        session.scalar(
+            select(func.count()).select_from(Organisation).where(Organisation.plan != "free")
+        )
+        or 0
+    )
+    return {
+        "total": total,
+        "eu": in_eu,
+        "non_eu": total - in_eu,
+        "new_30d": recent,
+        "paying": paying,
+    }
 
 
 def count_by_plan(session: Session) -> dict[str, int]:

@@ -45,6 +45,7 @@ def check_database(settings: Settings) -> BackendStatus:
     engine = get_engine(url)
     name = "SQLite (WAL)" if engine.dialect.name == "sqlite" else "PostgreSQL"
     try:
+
         def ping() -> str:
             with engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
@@ -55,9 +56,13 @@ def check_database(settings: Settings) -> BackendStatus:
     except Exception as exc:  # any driver error means the store is unreachable
         return BackendStatus("Relational store", name, f"unreachable: {type(exc).__name__}", "down")
     if current != head:
-        return BackendStatus("Relational store", name,
-                             f"schema at {current}, code expects {head}: run `omni db upgrade`",
-                             "degraded", ms)
+        return BackendStatus(
+            "Relational store",
+            name,
+            f"schema at {current}, code expects {head}: run `omni db upgrade`",
+            "degraded",
+            ms,
+        )
     return BackendStatus("Relational store", name, f"{detail} (schema {current})", "ok", ms)
 
 
@@ -69,8 +74,9 @@ def _tcp_probe(url: str, default_port: int) -> tuple[bool, float]:
     parsed = urlparse(url)
     started = time.perf_counter()
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port),
-                                      timeout=1.5):
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1.5
+        ):
             return True, (time.perf_counter() - started) * 1000
     except OSError:
         return False, (time.perf_counter() - started) * 1000
@@ -78,22 +84,34 @@ def _tcp_probe(url: str, default_port: int) -> tuple[bool, float]:
 
 def check_cache(settings: Settings) -> BackendStatus:
     if not settings.redis_url:
-        return BackendStatus("Cache, rate limits, router state", "in-process",
-                             "single replica; set OMNI_REDIS_URL to share state", "ok")
+        return BackendStatus(
+            "Cache, rate limits, router state",
+            "in-process",
+            "single replica; set OMNI_REDIS_URL to share state",
+            "ok",
+        )
     reachable, ms = _tcp_probe(settings.redis_url, 6379)
-    return BackendStatus("Cache, rate limits, router state", "Redis", mask_url(settings.redis_url),
-                         "ok" if reachable else "down", ms)
+    return BackendStatus(
+        "Cache, rate limits, router state",
+        "Redis",
+        mask_url(settings.redis_url),
+        "ok" if reachable else "down",
+        ms,
+    )
 
 
 def check_mlflow(settings: Settings) -> BackendStatus:
     uri = settings.effective_mlflow_uri
     backend = "MLflow (local SQLite)" if uri.startswith("sqlite") else "MLflow tracking server"
     if not _installed("mlflow"):
-        return BackendStatus("Model registry", backend, f"{mask_url(uri)}; mlflow is not installed",
-                             "down")
+        return BackendStatus(
+            "Model registry", backend, f"{mask_url(uri)}; mlflow is not installed", "down"
+        )
     if uri.startswith(("http://", "https://")):
         reachable, ms = _tcp_probe(uri, 443 if uri.startswith("https") else 80)
-        return BackendStatus("Model registry", backend, mask_url(uri), "ok" if reachable else "down", ms)
+        return BackendStatus(
+            "Model registry", backend, mask_url(uri), "ok" if reachable else "down", ms
+        )
     return BackendStatus("Model registry", backend, mask_url(uri), "ok")
 
 
@@ -109,25 +127,38 @@ def check_llm(settings: Settings) -> BackendStatus:
     detail = f"default: {settings.llm_default_provider}; configured: {', '.join(configured)}"
     if not local_ready:
         detail += "; local model runtime (transformers, gguf) not installed"
-    return BackendStatus("LLM providers", settings.llm_default_provider, detail,
-                         "ok" if local_ready else "degraded")
+    return BackendStatus(
+        "LLM providers", settings.llm_default_provider, detail, "ok" if local_ready else "degraded"
+    )
 
 
 def check_stripe(settings: Settings) -> BackendStatus:
     if not settings.stripe_api_key:
-        return BackendStatus("Payments", "local ledger",
-                             "Stripe sync is off: set OMNI_STRIPE_API_KEY to turn it on", "off")
-    mode = "test" if settings.stripe_api_key.get_secret_value().startswith(("sk_test", "rk_test")) \
+        return BackendStatus(
+            "Payments",
+            "local ledger",
+            "Stripe sync is off: set OMNI_STRIPE_API_KEY to turn it on",
+            "off",
+        )
+    mode = (
+        "test"
+        if settings.stripe_api_key.get_secret_value().startswith(("sk_test", "rk_test"))
         else "live"
+    )
     ready = _installed("stripe")
-    return BackendStatus("Payments", f"Stripe ({mode} mode)",
-                         "key configured" if ready else "key configured; stripe SDK not installed",
-                         "ok" if ready else "down")
+    return BackendStatus(
+        "Payments",
+        f"Stripe ({mode} mode)",
+        "key configured" if ready else "key configured; stripe SDK not installed",
+        "ok" if ready else "down",
+    )
 
 
 def check_executor(settings: Settings) -> BackendStatus:
     if settings.executor == "local":
-        return BackendStatus("Jobs", "local executor", "a subprocess per run, in-app scheduler", "ok")
+        return BackendStatus(
+            "Jobs", "local executor", "a subprocess per run, in-app scheduler", "ok"
+        )
     address = settings.ray_address or "auto"
     if not _installed("ray"):
         return BackendStatus("Jobs", "Ray", f"{address}; ray is not installed", "down")
@@ -135,7 +166,12 @@ def check_executor(settings: Settings) -> BackendStatus:
 
 
 CHECKS: list[Callable[[Settings], BackendStatus]] = [
-    check_database, check_cache, check_mlflow, check_llm, check_stripe, check_executor,
+    check_database,
+    check_cache,
+    check_mlflow,
+    check_llm,
+    check_stripe,
+    check_executor,
 ]
 
 
@@ -147,6 +183,12 @@ def platform_status(actor: Actor) -> list[BackendStatus]:
         try:
             results.append(check(settings))
         except Exception as exc:  # a broken check must not hide the others
-            results.append(BackendStatus(check.__name__.removeprefix("check_"), "?",
-                                         f"check failed: {type(exc).__name__}: {exc}"[:300], "down"))
+            results.append(
+                BackendStatus(
+                    check.__name__.removeprefix("check_"),
+                    "?",
+                    f"check failed: {type(exc).__name__}: {exc}"[:300],
+                    "down",
+                )
+            )
     return results

@@ -49,33 +49,47 @@ def home_metrics(actor: Actor) -> list[tuple[str, list[Metric]]]:
 @home_card(Role.ADMIN, title="Accounts")
 def _accounts(session: Session, actor: Actor) -> list[Metric]:
     counts = count_users(session)
-    return [Metric("Active users", f"{counts['active']} / {counts['total']}"),
-            Metric("Locked accounts", str(counts["locked"]), "locked after repeated failed sign-ins"),
-            Metric("Live sessions", str(counts["sessions"]))]
+    return [
+        Metric("Active users", f"{counts['active']} / {counts['total']}"),
+        Metric("Locked accounts", str(counts["locked"]), "locked after repeated failed sign-ins"),
+        Metric("Live sessions", str(counts["sessions"])),
+    ]
 
 
 @home_card(Role.ADMIN, Role.COMPLIANCE_OFFICER, title="Audit, last 24 hours")
 def _audit(session: Session, actor: Actor) -> list[Metric]:
     since = utcnow() - timedelta(hours=24)
-    return [Metric("Audited events", str(audit.count_since(session, since))),
-            Metric("Denied calls", str(audit.count_since(session, since, "denied")),
-                   "calls refused by the permission matrix"),
-            Metric("Failed calls", str(audit.count_since(session, since, "failed")),
-                   "failed sign-ins and other failed actions")]
+    return [
+        Metric("Audited events", str(audit.count_since(session, since))),
+        Metric(
+            "Denied calls",
+            str(audit.count_since(session, since, "denied")),
+            "calls refused by the permission matrix",
+        ),
+        Metric(
+            "Failed calls",
+            str(audit.count_since(session, since, "failed")),
+            "failed sign-ins and other failed actions",
+        ),
+    ]
 
 
 @home_card(Role.ADMIN, Role.COMPLIANCE_OFFICER, Role.FINANCE, title="Customers")
 def _customers(session: Session, actor: Actor) -> list[Metric]:
     orgs = org_summary(session)
-    return [Metric("Customer organisations", f"{orgs['total']:,}"),
-            Metric("In the EU (GDPR applies)", f"{orgs['eu']:,}"),
-            Metric("Paying", f"{orgs['paying']:,}"),
-            Metric("New in 30 days", f"{orgs['new_30d']:,}")]
+    return [
+        Metric("Customer organisations", f"{orgs['total']:,}"),
+        Metric("In the EU (GDPR applies)", f"{orgs['eu']:,}"),
+        Metric("Paying", f"{orgs['paying']:,}"),
+        Metric("New in 30 days", f"{orgs['new_30d']:,}"),
+    ]
 
 
 @home_card(Role.ML_ENGINEER, title="Serving stack")
 def _serving(session: Session, actor: Actor) -> list[Metric]:
     settings = get_settings()
-    return [Metric("Default LLM provider", settings.llm_default_provider),
-            Metric("Embeddings", settings.embeddings),
-            Metric("Job executor", settings.executor)]
+    return [
+        Metric("Default LLM provider", settings.llm_default_provider),
+        Metric("Embeddings", settings.embeddings),
+        Metric("Job executor", settings.executor),
+    ]

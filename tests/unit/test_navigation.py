@@ -1,0 +1,32 @@
+"""Each role's sidebar holds exactly its pages, in persona sections."""
+
+from __future__ import annotations
+
+import pytest
+
+from console.navigation import PAGES, SECTIONS, pages_for, sections_for
+from core.auth.roles import Role
+
+EXPECTED = {
+    Role.ADMIN: {"home", "organisations", "account", "audit", "users", "platform"},
+    Role.COMPLIANCE_OFFICER: {"home", "organisations", "account", "audit"},
+    Role.ML_ENGINEER: {"home", "account"},
+    Role.FINANCE: {"home", "organisations", "account"},
+}
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_pages_per_role(role: Role) -> None:
+    assert {p.key for p in pages_for(role)} == EXPECTED[role]
+
+
+def test_every_page_has_a_script_and_a_known_section() -> None:
+    for spec in PAGES:
+        assert spec.script.is_file(), spec.script
+        assert spec.section in SECTIONS
+
+
+def test_sections_drop_empty_groups() -> None:
+    sections = sections_for(Role.FINANCE)
+    assert list(sections) == [""]
+    assert list(sections_for(Role.ADMIN)) == ["", "Compliance", "Admin"]
