@@ -1,0 +1,85 @@
+"""The demo tenant: deterministic, complete, all-or-nothing, and only into an empty database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from core.auth.actor import Actor
+from core.auth.models import User
+from core.auth.roles import Role
+from core.auth.service import sign_in
+from core.db import unit_of_work
+from core.demo import registry
+from core.demo.registry import seed_demo
+from core.errors import Conflict, PermissionDenied
+from core.orgs.countries import countries
+from core.orgs.models import Organisation
+from tests.helpers import ADMIN
+
+ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _orgs() -> list[tuple[str, str, str, int, str]]:
+    with unit_of_work() as session:
+        rows = session.scalars(select(Organisation).order_by(Organisation.id))
+        return [(o.name, o.country, o.plan, o.employees, o.signed_up_at.isoformat()) for o in rows]
+
+
+def test_seed_creates_one_user_per_role_and_a_realistic_company(db_url: str) -> None:
+    report = seed_demo(ADMIN, anchor=ANCHOR)
+    assert report.seeded
+    with unit_of_work() as session:
+        roles = sorted(session.scalars(select(User.role)))
+    assert roles == sorted(r.value for r in Role)
+    for username, password in report.credentials.items():  # every printed password works
+        assert sign_in(username, password).actor.username == username
+    orgs = _orgs()
+    assert len(orgs) == 2000
+    assert len({o[0] for o in orgs}) == 2000
+    eu = sum(countries()[o[1]].eu for o in orgs)
+    assert 0.4 * len(orgs) < eu < 0.9 * len(orgs)  # both EU and non-EU customers
+    assert {o[2] for o in orgs} == {"free", "starter", "pro", "enterprise"}
+    assert all(o[4] < ANCHOR.isoformat() for o in orgs)
+
+
+def test_same_seed_same_tenant_and_passwords_are_never_derived(db_url: str) -> None:
+    first = seed_demo(ADMIN, anchor=ANCHOR, seed=7)
+    orgs = _orgs()
+    with unit_of_work() as session:
+        session.query(Organisation).delete()
+        session.query(User).delete()
+    second = seed_demo(ADMIN, anchor=ANCHOR, seed=7)
+    assert _orgs()[0][0] == orgs[0][0] and [o[1:] for o in _orgs()] == [o[1:] for o in orgs]
+    assert first.credentials.keys() == second.credentials.keys()
+    assert first.credentials != second.credentials
+
+
+def test_seed_skips_or_refuses_a_non_empty_database(db_url: str) -> None:
+    seed_demo(ADMIN, anchor=ANCHOR)
+    again = seed_demo(ADMIN, anchor=ANCHOR, if_empty=True)
+    assert not again.seeded and again.credentials == {}
+    with pytest.raises(Conflict, match="not empty"):
+        seed_demo(ADMIN, anchor=ANCHOR, if_empty=False)
+    assert len(_orgs()) == 2000
+
+
+def test_a_failing_seeder_leaves_nothing_behind(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(ctx: registry.SeedContext) -> str:
+        raise RuntimeError("seeder crashed half-way")
+
+    monkeypatch.setitem(registry._REGISTRY, "broken", registry._Seeder("broken", 99, broken))
+    with pytest.raises(RuntimeError, match="half-way"):
+        seed_demo(ADMIN, anchor=ANCHOR)
+    with unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(User)) == 0
+        assert session.scalar(select(func.count()).select_from(Organisation)) == 0
+
+
+def test_only_admins_seed(db_url: str) -> None:
+    with pytest.raises(PermissionDenied):
+        seed_demo(Actor("fin", Role.FINANCE))

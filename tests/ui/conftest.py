@@ -1,0 +1,85 @@
+"""AppTest fixtures: one seeded demo tenant for the UI suite, signed-in apps per role."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from console.deps import TOKEN_KEY
+from console.navigation import PAGES, PAGES_DIR, ROOT
+from core.auth.roles import Role, has_permission
+from core.auth.service import sign_in
+from core.demo.registry import seed_demo
+from core.schema import upgrade
+from tests.conftest import use_home
+from tests.helpers import ADMIN, PASSWORD, make_user
+
+APP = str(ROOT / "console" / "app.py")
+TIMEOUT = 60  # generous: the first run of a page imports plotly/pandas on a 2-core machine
+
+
+def ui_user(role: Role) -> str:
+    return f"ui-{role.value.replace('_', '-')}"
+
+
+@pytest.fixture(scope="session")
+def ui_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("ui-home")
+    with pytest.MonkeyPatch.context() as mp:
+        use_home(mp, home)
+        upgrade()
+        seed_demo(ADMIN, anchor=datetime(2026, 11, 1, tzinfo=UTC))
+        for role in Role:
+            make_user(ui_user(role), role)
+    return home
+
+
+@pytest.fixture(autouse=True)
+def _ui_settings(ui_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_home(monkeypatch, ui_home)
+
+
+def signed_in_app(role: Role, username: str | None = None, password: str = PASSWORD) -> AppTest:
+    """The real entrypoint, run once with a real session token for a user of `role`."""
+    grant = sign_in(username or ui_user(role), password)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[TOKEN_KEY] = grant.token
+    return at.run()
+
+
+@pytest.fixture
+def app_as() -> Callable[[Role], AppTest]:
+    return signed_in_app
+
+
+def open_page(at: AppTest, key: str) -> AppTest:
+    at.switch_page(f"../pages/{key}.py")
+    return at.run()
+
+
+def roles_allowed(key: str) -> list[Role]:
+    spec = next(p for p in PAGES if p.key == key)
+    return [r for r in Role if spec.permission is None or has_permission(r, spec.permission)]
+
+
+def roles_denied(key: str) -> list[Role]:
+    return [r for r in Role if r not in roles_allowed(key)]
+
+
+def assert_page_refused(role: Role, key: str) -> None:
+    """The page is not in the role's navigation, and running its script directly refuses too."""
+    at = signed_in_app(role)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page(f"../pages/{key}.py")
+    direct = AppTest.from_file(str(PAGES_DIR / f"{key}.py"), default_timeout=TIMEOUT)
+    direct.session_state[TOKEN_KEY] = sign_in(ui_user(role), PASSWORD).token
+    direct.run()
+    assert not direct.exception
+    assert [e.value for e in direct.error] == [
+        f"Your role ({role.label}) cannot open this page. Ask an admin if you need it."
+    ]
+    assert not direct.title  # nothing of the page was drawn

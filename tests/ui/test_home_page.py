@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from core.auth.roles import Role
+from tests.ui.conftest import roles_allowed, signed_in_app
+
+CARDS = {
+    Role.ADMIN: ["Accounts", "Audit, last 24 hours", "Customers"],
+    Role.COMPLIANCE_OFFICER: ["Audit, last 24 hours", "Customers"],
+    Role.FINANCE: ["Customers"],
+    Role.ML_ENGINEER: ["Serving stack"],
+}
+
+
+def test_every_role_has_a_home() -> None:
+    assert roles_allowed("home") == list(Role)
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_home_shows_the_roles_numbers(role: Role) -> None:
+    at = signed_in_app(role)
+    assert not at.exception
+    assert [h.value for h in at.subheader] == CARDS[role]
+    metrics = {m.label: m.value for m in at.metric}
+    if role in (Role.ADMIN, Role.COMPLIANCE_OFFICER, Role.FINANCE):
+        assert metrics["Customer organisations"] == "2,000"
+        assert 0 < int(metrics["In the EU (GDPR applies)"].replace(",", "")) < 2000
+    if role is Role.ADMIN:
+        assert metrics["Active users"].endswith(f"/ {len(Role) * 2}")
+    if role is Role.ML_ENGINEER:
+        assert metrics["Default LLM provider"] == "local"
+        assert "Customer organisations" not in metrics
