@@ -23,6 +23,7 @@ from core.platform import health, home
 TOKEN_KEY = "omni_token"  # noqa: S105 (a session-state key, not a secret)
 FLASH_KEY = "omni_flash"
 MUST_CHANGE_KEY = "omni_must_change_password"
+OIDC_REFUSED_KEY = "omni_oidc_refused"
 
 
 @st.cache_resource
@@ -38,12 +39,21 @@ def oidc_configured() -> bool:
         return False
 
 
+def oidc_identity() -> str:
+    """The e-mail the identity provider vouched for, or "" when no one signed in through it."""
+    if oidc_configured() and getattr(st.user, "is_logged_in", False):
+        return str(st.user.get("email", ""))
+    return ""
+
+
 def current_actor() -> Actor | None:
     token = st.session_state.get(TOKEN_KEY)
-    if not token and oidc_configured() and getattr(st.user, "is_logged_in", False):
+    if not token and oidc_identity() and st.session_state.get(OIDC_REFUSED_KEY) != oidc_identity():
         try:
-            grant = auth.sign_in_oidc(str(st.user.get("email", "")), str(st.user.get("sub", "")))
+            grant = auth.sign_in_oidc(oidc_identity(), str(st.user.get("sub", "")))
         except DomainError as exc:
+            # Remember the refusal so reruns do not retry (and audit) it again and again.
+            st.session_state[OIDC_REFUSED_KEY] = oidc_identity()
             st.session_state[FLASH_KEY] = exc.message
             return None
         st.session_state[TOKEN_KEY] = token = grant.token

@@ -15,10 +15,12 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from core.config import get_settings
+from core.errors import ConfigurationError, Conflict, DatabaseUnavailable, DomainError
 
 # Stable constraint names, so Alembic migrations are identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -142,8 +144,29 @@ def unit_of_work(url: str | None = None, *, read_only: bool = False) -> Iterator
     try:
         yield session
         session.commit()
+    except (OperationalError, ProgrammingError) as exc:
+        session.rollback()
+        raise _translate(exc) from exc
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+_MISSING_SCHEMA = ("no such table", "no such column", "does not exist", "undefinedtable")
+
+
+def _translate(exc: OperationalError | ProgrammingError) -> DomainError:
+    """Driver errors a person can fix become messages that say how."""
+    text = str(exc.orig).lower()
+    if any(marker in text for marker in _MISSING_SCHEMA):
+        return ConfigurationError(
+            "The database schema is missing or out of date: run `omni db upgrade` (or `make run`)."
+        )
+    if "locked" in text:
+        return Conflict("The database is busy with another write; try again in a moment.")
+    return DatabaseUnavailable(
+        f"The database is unreachable ({type(exc.orig).__name__}). Check OMNI_DATABASE_URL and "
+        "that the server is running; `omni config show` prints the effective URL."
+    )

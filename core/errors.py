@@ -47,5 +47,9 @@ class ConfigurationError(DomainError):
     """Settings name something that does not exist or cannot work together."""
 
 
+class DatabaseUnavailable(DomainError):
+    """The relational store cannot be reached."""
+
+
 class IntegrityError(DomainError):
     """Stored data failed an integrity check (for example the audit hash chain)."""

@@ -31,7 +31,13 @@ def render() -> None:
                     deps.show_error(exc)
                 else:
                     st.rerun()
-        if deps.oidc_configured():
+        if deps.oidc_identity():
+            st.divider()
+            st.caption(f"Signed in to single sign-on as {deps.oidc_identity()}.")
+            if st.button("Use another single sign-on account", width="stretch"):
+                st.session_state.pop(deps.OIDC_REFUSED_KEY, None)
+                st.logout()
+        elif deps.oidc_configured():
             st.divider()
             if st.button("Sign in with single sign-on", icon=":material/key:", width="stretch"):
                 st.login()

@@ -68,3 +68,12 @@ def test_audit_export_writes_csv(sqlite_db: str, tmp_path) -> None:  # type: ign
     assert "Wrote 1 entries" in _ok("audit", "export", str(out_file))
     lines = out_file.read_text().splitlines()
     assert lines[0].startswith("seq,ts,actor") and "users.create" in lines[1]
+
+
+def test_unmigrated_database_gets_an_actionable_message(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import use_home
+
+    use_home(monkeypatch, tmp_path)  # no upgrade: the schema is missing
+    result = runner.invoke(app, ["users", "create", "ann", "--role", "finance"])
+    assert result.exit_code == 1
+    assert "run `omni db upgrade`" in result.output

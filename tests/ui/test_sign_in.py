@@ -96,3 +96,49 @@ def test_generated_password_must_be_changed_first() -> None:
     # The full navigation is back: other pages open again.
     at.run()
     assert [t.value for t in open_page(at, "home").title] == ["Home"]
+
+
+OIDC_SECRETS = {
+    "redirect_uri": "http://localhost:8501/oauth2callback",
+    "cookie_secret": "test-cookie-secret",
+    "client_id": "omni-console",
+    "client_secret": "test-client-secret",
+    "server_metadata_url": "https://idp.example/.well-known/openid-configuration",
+}
+
+
+def _oidc_app(email: str | None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.secrets["auth"] = OIDC_SECRETS
+    at.user = {"is_logged_in": email is not None, "email": email or "", "sub": "idp|123"}
+    return at.run()
+
+
+def test_sso_button_appears_when_oidc_is_configured() -> None:
+    at = _oidc_app(None)
+    assert [b.label for b in at.button][-1] == "Sign in with single sign-on"
+    assert "Sign in with single sign-on" not in [
+        b.label for b in AppTest.from_file(APP, default_timeout=TIMEOUT).run().button
+    ]
+
+
+def test_oidc_identity_maps_to_the_local_account_and_its_role() -> None:
+    make_user("ui-sso", Role.COMPLIANCE_OFFICER, email="sso.person@omni.example")
+    at = _oidc_app("SSO.Person@omni.example")
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Home"]
+    assert at.sidebar.markdown[0].value.endswith(Role.COMPLIANCE_OFFICER.label)
+
+
+def test_oidc_identity_without_an_account_is_refused() -> None:
+    at = _oidc_app("stranger@elsewhere.example")
+    assert [t.value for t in at.title] == ["Omni Ops Console"]
+    assert "No active console account has the e-mail" in at.info[0].value
+    assert TOKEN_KEY not in at.session_state
+    at.run()  # a rerun does not try (and audit) the refused identity again
+    from core.audit.service import AuditFilter, search
+    from tests.helpers import ADMIN
+
+    refusals = search(ADMIN, AuditFilter(text="stranger@elsewhere.example"))
+    assert len(refusals) == 1 and refusals[0].outcome == "failed"
+    assert at.button[-1].label == "Use another single sign-on account"
