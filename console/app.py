@@ -5,14 +5,19 @@ from __future__ import annotations
 import streamlit as st
 
 from console import deps
-from console.navigation import PAGES_DIR, sections_for
+from console.navigation import PAGES, PAGES_DIR, sections_for
 
 st.set_page_config(page_title="Omni Ops Console", page_icon=":material/hub:", layout="wide")
 
 actor = deps.current_actor()
 if actor is None:
+    # Every page's address leads to the sign-in form, so a deep link (or a reload after the
+    # session expired) lands on the page it named once the user is signed in.
+    sign_in = PAGES_DIR / "sign_in.py"
     page = st.navigation(
-        [st.Page(PAGES_DIR / "sign_in.py", title="Sign in", default=True)], position="hidden"
+        [st.Page(sign_in, title="Sign in", default=True)]
+        + [st.Page(sign_in, title="Sign in", url_path=p.key) for p in PAGES if p.key != "home"],
+        position="hidden",
     )
 elif st.session_state.get(deps.MUST_CHANGE_KEY):
     # A generated or reset password must be replaced before anything else opens.
@@ -42,4 +47,5 @@ if actor is not None:
             deps.end_session()
             st.rerun()
 
+deps.sync_session_cookie()
 page.run()

@@ -24,6 +24,10 @@ TOKEN_KEY = "omni_token"  # noqa: S105 (a session-state key, not a secret)
 FLASH_KEY = "omni_flash"
 MUST_CHANGE_KEY = "omni_must_change_password"
 OIDC_REFUSED_KEY = "omni_oidc_refused"
+SESSION_COOKIE = "omni_session"
+COOKIE_SEEN_KEY = "omni_cookie_seen"
+SET_COOKIE_KEY = "omni_set_cookie"
+CLEAR_COOKIE_KEY = "omni_clear_cookie"
 
 
 @st.cache_resource
@@ -46,8 +50,25 @@ def oidc_identity() -> str:
     return ""
 
 
+def _adopt_cookie_session() -> str | None:
+    """A new browser session (a reload, a new tab) carries the token in a cookie; adopt it once."""
+    token = st.context.cookies.get(SESSION_COOKIE)
+    if not isinstance(token, str) or not token or st.session_state.get(COOKIE_SEEN_KEY) == token:
+        return None
+    st.session_state[COOKIE_SEEN_KEY] = token
+    try:
+        _, must_change = auth.session_status(token)
+    except SessionExpired as exc:
+        st.session_state[CLEAR_COOKIE_KEY] = True
+        st.session_state[FLASH_KEY] = exc.message
+        return None
+    st.session_state[TOKEN_KEY] = token
+    st.session_state[MUST_CHANGE_KEY] = must_change
+    return token
+
+
 def current_actor() -> Actor | None:
-    token = st.session_state.get(TOKEN_KEY)
+    token = st.session_state.get(TOKEN_KEY) or _adopt_cookie_session()
     if not token and oidc_identity() and st.session_state.get(OIDC_REFUSED_KEY) != oidc_identity():
         try:
             grant = auth.sign_in_oidc(oidc_identity(), str(st.user.get("sub", "")))
@@ -70,6 +91,7 @@ def current_actor() -> Actor | None:
 def start_session(grant: auth.SessionGrant) -> None:
     st.session_state[TOKEN_KEY] = grant.token
     st.session_state[MUST_CHANGE_KEY] = grant.must_change_password
+    st.session_state[SET_COOKIE_KEY] = True
     st.session_state.pop(FLASH_KEY, None)
 
 
@@ -77,10 +99,33 @@ def end_session() -> None:
     token = st.session_state.pop(TOKEN_KEY, None)
     if token:
         auth.sign_out(token)
+        st.session_state[COOKIE_SEEN_KEY] = token  # this tab must not adopt it again
+    st.session_state[CLEAR_COOKIE_KEY] = True
     st.session_state.pop(MUST_CHANGE_KEY, None)
     st.cache_data.clear()
     if oidc_configured() and getattr(st.user, "is_logged_in", False):
         st.logout()
+
+
+def sync_session_cookie() -> None:
+    """Write or clear the browser's session cookie after sign-in or sign-out.
+
+    The token is the same revocable, expiring server-side session; the cookie only lets a reload
+    or a new tab find it. SameSite=Strict keeps other sites from sending it.
+    """
+    if st.session_state.pop(SET_COOKIE_KEY, False) and st.session_state.get(TOKEN_KEY):
+        max_age = settings().session_ttl_minutes * 60
+        value = f"{st.session_state[TOKEN_KEY]}; Max-Age={max_age}"
+    elif st.session_state.pop(CLEAR_COOKIE_KEY, False):
+        value = "; Max-Age=0"
+    else:
+        return
+    secure = "(location.protocol === 'https:' ? '; Secure' : '')"
+    st.html(
+        f"<script>document.cookie = '{SESSION_COOKIE}={value}; Path=/; SameSite=Strict' "
+        f"+ {secure};</script>",
+        unsafe_allow_javascript=True,
+    )
 
 
 def page_actor(permission: Permission | None = None) -> Actor:

@@ -86,7 +86,9 @@ def render() -> None:
         per_day = (
             pd.DataFrame(
                 {
-                    "day": [e.ts.astimezone(deps.viewer_zone()).date() for e in entries],
+                    "day": [
+                        e.ts.astimezone(deps.viewer_zone()).strftime("%Y-%m-%d") for e in entries
+                    ],
                     "outcome": [e.outcome for e in entries],
                 }
             )
@@ -102,7 +104,9 @@ def render() -> None:
             height=220,
             color_discrete_map={"ok": "#2e7d32", "denied": "#c62828", "failed": "#ef6c00"},
         )
-        chart.update_layout(margin={"l": 0, "r": 0, "t": 10, "b": 0}, xaxis_title=None)
+        chart.update_layout(
+            margin={"l": 0, "r": 0, "t": 10, "b": 0}, xaxis_title=None, xaxis_type="category"
+        )
         st.plotly_chart(chart, width="stretch")
         st.dataframe(frame, hide_index=True, width="stretch")
 

@@ -436,27 +436,39 @@ def _revoke_sessions(session: Session, user_id: int) -> None:
 
 def resolve_session(token: str) -> Actor:
     """The actor behind a session token; raises `SessionExpired` when it no longer holds."""
+    return session_status(token)[0]
+
+
+def session_status(token: str) -> tuple[Actor, bool]:
+    """(actor, must change password) for a live session; raises `SessionExpired` otherwise.
+
+    Runs on every page rerun, so it reads without the write lock and touches `last_seen_at` at
+    most every 30 seconds.
+    """
     if not token or len(token) > 128:
         raise SessionExpired("Please sign in.")
     settings = get_settings()
-    with unit_of_work() as session:
+    with unit_of_work(read_only=True) as session:
         row = session.execute(
             select(AuthSession, User)
             .join(User, User.id == AuthSession.user_id)
             .where(AuthSession.token_hash == _token_hash(token))
         ).first()
-        now = utcnow()
         if row is None:
             raise SessionExpired("Please sign in.")
         auth_session, user = row
-        idle_limit = auth_session.last_seen_at + timedelta(minutes=settings.session_idle_minutes)
-        if auth_session.revoked_at is not None or not user.is_active:
-            raise SessionExpired("Your session has ended. Please sign in again.")
-        if auth_session.expires_at <= now or idle_limit <= now:
-            raise SessionExpired("Your session expired. Please sign in again.")
-        if now - auth_session.last_seen_at > timedelta(seconds=30):  # bound writes per rerun
-            auth_session.last_seen_at = now
-        return _actor_of(user)
+    now = utcnow()
+    idle_limit = auth_session.last_seen_at + timedelta(minutes=settings.session_idle_minutes)
+    if auth_session.revoked_at is not None or not user.is_active:
+        raise SessionExpired("Your session has ended. Please sign in again.")
+    if auth_session.expires_at <= now or idle_limit <= now:
+        raise SessionExpired("Your session expired. Please sign in again.")
+    if now - auth_session.last_seen_at > timedelta(seconds=30):
+        with unit_of_work() as session:
+            session.execute(
+                update(AuthSession).where(AuthSession.id == auth_session.id).values(last_seen_at=now)
+            )
+    return _actor_of(user), user.must_change_password
 
 
 def sign_out(token: str) -> None:

@@ -48,6 +48,27 @@ def test_sign_in_wrong_then_right_password_opens_home(
         )
         expect(page.get_by_text("Wrong username or password.")).to_have_count(0)
         page.screenshot(path=tmp_path / "home.png", full_page=True)
+
+        # A reload starts a new Streamlit session: the session cookie keeps the user signed in.
+        page.reload(wait_until="domcontentloaded")
+        expect(page.get_by_role("heading", name="Home", level=1)).to_be_visible(
+            timeout=FIRST_PAINT_MS
+        )
+
+        # Signing out ends the server-side session and clears the cookie: a reload stays out.
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("heading", name="Omni Ops Console")).to_be_visible(timeout=STEP_MS)
+        page.reload(wait_until="domcontentloaded")
+        expect(page.get_by_label("Username", exact=True)).to_be_editable(timeout=FIRST_PAINT_MS)
+
+        # A deep link survives the sign-in form and opens the page it named.
+        page.goto(f"{console.url}/audit", wait_until="domcontentloaded")
+        expect(page.get_by_label("Username", exact=True)).to_be_editable(timeout=FIRST_PAINT_MS)
+        _sign_in(page, omni_instance.username, omni_instance.password)
+        expect(page.get_by_role("heading", name="Audit log", level=1)).to_be_visible(
+            timeout=STEP_MS
+        )
+        page.screenshot(path=tmp_path / "audit.png", full_page=True)
     except BaseException:
         page.screenshot(path=tmp_path / "failure.png", full_page=True)
         print(
