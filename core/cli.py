@@ -6,6 +6,8 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -37,9 +39,14 @@ def _actor() -> Actor:
     return Actor.system(f"cli:{getpass.getuser()}")
 
 
-def _fail(exc: DomainError) -> None:
-    typer.secho(f"Error: {exc.message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
+@contextmanager
+def _reported() -> Iterator[None]:
+    """A `DomainError` becomes its message and exit status 1, never a traceback."""
+    try:
+        yield
+    except DomainError as exc:
+        typer.secho(f"Error: {exc.message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
 
 
 @config_app.command("show")
@@ -85,13 +92,10 @@ def users_create(
     from core.auth.service import create_user
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
-    try:
+    with _reported():
         user, generated = create_user(
             _actor(), username, role, email=email, full_name=full_name, password=password
         )
-    except DomainError as exc:
-        _fail(exc)
-        return
     typer.echo(f"Created {user.username} ({user.role.value}).")
     if generated:
         typer.echo(f"Password (shown once; the user must change it): {generated}")
@@ -101,7 +105,8 @@ def users_create(
 def users_list(search: str = "") -> None:
     from core.auth.service import list_users
 
-    rows = list_users(_actor(), search)
+    with _reported():
+        rows = list_users(_actor(), search)
     typer.echo(f"{'USERNAME':<24} {'ROLE':<20} {'STATE':<9} {'LAST SIGN-IN':<20} E-MAIL")
     for u in rows:
         state = "disabled" if not u.is_active else ("locked" if u.is_locked else "active")
@@ -114,10 +119,8 @@ def users_disable(username: str) -> None:
     """Disable an account and end its sessions."""
     from core.auth.service import set_active
 
-    try:
+    with _reported():
         set_active(_actor(), username, False)
-    except DomainError as exc:
-        _fail(exc)
     typer.echo(f"Disabled {username}; its sessions are ended.")
 
 
@@ -125,10 +128,8 @@ def users_disable(username: str) -> None:
 def users_enable(username: str) -> None:
     from core.auth.service import set_active
 
-    try:
+    with _reported():
         set_active(_actor(), username, True)
-    except DomainError as exc:
-        _fail(exc)
     typer.echo(f"Enabled {username}.")
 
 
@@ -136,10 +137,8 @@ def users_enable(username: str) -> None:
 def users_unlock(username: str) -> None:
     from core.auth.service import unlock
 
-    try:
+    with _reported():
         unlock(_actor(), username)
-    except DomainError as exc:
-        _fail(exc)
     typer.echo(f"Unlocked {username}.")
 
 
@@ -147,10 +146,8 @@ def users_unlock(username: str) -> None:
 def users_set_role(username: str, role: str) -> None:
     from core.auth.service import set_role
 
-    try:
+    with _reported():
         set_role(_actor(), username, role)
-    except DomainError as exc:
-        _fail(exc)
     typer.echo(f"{username} is now {role}; their sessions are ended.")
 
 
@@ -165,11 +162,8 @@ def users_reset_password(
     from core.auth.service import reset_password
 
     given = sys.stdin.readline().rstrip("\n") if password_stdin else None
-    try:
+    with _reported():
         password = reset_password(_actor(), username, given)
-    except DomainError as exc:
-        _fail(exc)
-        return
     typer.echo(f"Password of {username} reset; their sessions are ended.")
     if not given:
         typer.echo(f"New password (shown once; the user must change it): {password}")
@@ -182,7 +176,7 @@ def audit_verify() -> None:
     from core.audit.verify import verify_chain
     from core.db import unit_of_work
 
-    with unit_of_work(read_only=True) as session:
+    with _reported(), unit_of_work(read_only=True) as session:
         report = verify_chain(session)
     typer.secho(report.describe(), fg=typer.colors.GREEN if report.ok else typer.colors.RED)
     if not report.ok:
@@ -195,7 +189,7 @@ def audit_export(out: Path, limit: int = 100_000) -> None:
     from core.audit.service import AuditFilter, query, record, to_csv
     from core.db import unit_of_work
 
-    with unit_of_work() as session:
+    with _reported(), unit_of_work() as session:
         entries = query(session, AuditFilter(limit=limit))
         out.write_text(to_csv(entries), encoding="utf-8")
         record(session, _actor(), "audit.export", str(out)[:256], {"rows": len(entries)})
@@ -207,11 +201,8 @@ def demo_seed(if_empty: Annotated[bool, typer.Option("--if-empty")] = False) -> 
     """Seed the demo tenant (users, organisations, and what each domain adds)."""
     from core.demo.registry import seed_demo
 
-    try:
+    with _reported():
         report = seed_demo(_actor(), if_empty=if_empty)
-    except DomainError as exc:
-        _fail(exc)
-        return
     for line in report.lines:
         typer.echo(line)
     if report.credentials:

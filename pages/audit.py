@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from console import deps
+from console import deps, widgets
 from core.audit import service as audit
 from core.audit.verify import verify
 from core.auth.roles import Permission, has_permission
@@ -96,18 +96,15 @@ def render() -> None:
             .rename("entries")
             .reset_index()
         )
-        chart = px.bar(
+        figure = px.bar(
             per_day,
             x="day",
             y="entries",
             color="outcome",
-            height=220,
             color_discrete_map={"ok": "#2e7d32", "denied": "#c62828", "failed": "#ef6c00"},
         )
-        chart.update_layout(
-            margin={"l": 0, "r": 0, "t": 10, "b": 0}, xaxis_title=None, xaxis_type="category"
-        )
-        st.plotly_chart(chart, width="stretch")
+        figure.update_layout(xaxis_title=None, xaxis_type="category")
+        widgets.chart(figure, height=220)
         st.dataframe(frame, hide_index=True, width="stretch")
 
     left, right = st.columns(2)

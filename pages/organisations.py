@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from console import deps
+from console import deps, widgets
 from core.auth.roles import Permission
 from core.errors import DomainError
 from core.orgs import service as orgs
@@ -56,18 +56,15 @@ def render() -> None:
         st.info("No organisation matches.")
         return
     by_country = frame.groupby(["Country", "Plan"]).size().rename("organisations").reset_index()
-    chart = px.bar(
+    figure = px.bar(
         by_country,
         x="Country",
         y="organisations",
         color="Plan",
-        height=260,
         category_orders={"Plan": list(orgs.PLANS)},
     )
-    chart.update_layout(
-        margin={"l": 0, "r": 0, "t": 10, "b": 0}, xaxis={"categoryorder": "total descending"}
-    )
-    st.plotly_chart(chart, width="stretch")
+    figure.update_layout(xaxis={"categoryorder": "total descending"})
+    widgets.chart(figure, height=260)
     st.dataframe(frame, hide_index=True, width="stretch")
     st.download_button(
         "Download CSV",

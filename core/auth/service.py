@@ -465,9 +465,8 @@ def session_status(token: str) -> tuple[Actor, bool]:
         raise SessionExpired("Your session expired. Please sign in again.")
     if now - auth_session.last_seen_at > timedelta(seconds=30):
         with unit_of_work() as session:
-            session.execute(
-                update(AuthSession).where(AuthSession.id == auth_session.id).values(last_seen_at=now)
-            )
+            touch = update(AuthSession).where(AuthSession.id == auth_session.id)
+            session.execute(touch.values(last_seen_at=now))
     return _actor_of(user), user.must_change_password
 
 

@@ -74,7 +74,7 @@ def test_intact_chain_verifies(db_url: str) -> None:
         (
             "INSERT INTO audit_log (seq, ts, actor, actor_role, action, target, outcome, summary, "
             "prev_hash, hash) SELECT 7, ts, actor, actor_role, action, 'forged', outcome, "
-            "summary, hash, 'f' || substr(hash, 2) FROM audit_log WHERE seq = 6",
+            "summary, hash, 'x' || substr(hash, 2) FROM audit_log WHERE seq = 6",
             7,
             "changed",
         ),
