@@ -66,10 +66,6 @@ def roles_allowed(key: str) -> list[Role]:
     return [r for r in Role if spec.permission is None or has_permission(r, spec.permission)]
 
 
-def roles_denied(key: str) -> list[Role]:
-    return [r for r in Role if r not in roles_allowed(key)]
-
-
 def assert_page_refused(role: Role, key: str) -> None:
     """The page is not in the role's navigation, and running its script directly refuses too."""
     at = signed_in_app(role)

@@ -6,7 +6,7 @@ import pytest
 
 from console.navigation import PAGES
 from core.auth.roles import Role
-from tests.ui.conftest import open_page, signed_in_app
+from tests.ui.conftest import assert_page_refused, open_page, signed_in_app
 from tests.unit.test_navigation import EXPECTED
 
 
@@ -24,3 +24,12 @@ def test_role_sees_exactly_its_pages(role: Role) -> None:
             with pytest.raises(ValueError, match="Could not find a navigation page"):
                 at.switch_page(f"../pages/{spec.key}.py")
     assert at.sidebar.markdown[0].value.endswith(role.label)
+
+
+DENIED = [(spec.key, role) for spec in PAGES for role in Role if spec.key not in EXPECTED[role]]
+
+
+@pytest.mark.parametrize(("key", "role"), DENIED, ids=[f"{k}-{r.value}" for k, r in DENIED])
+def test_other_roles_cannot_open_the_page(key: str, role: Role) -> None:
+    """Not in the role's navigation, and the page script refuses when run directly."""
+    assert_page_refused(role, key)

@@ -5,16 +5,10 @@ import pytest
 from core.auth.roles import Role
 from core.auth.service import sign_in
 from tests.ui.conftest import (
-    assert_page_refused,
     open_page,
     roles_allowed,
-    roles_denied,
     signed_in_app,
 )
-
-
-def test_who_may_open_it() -> None:
-    assert roles_allowed("users") == [Role.ADMIN]
 
 
 @pytest.mark.parametrize("role", roles_allowed("users"))
@@ -22,11 +16,6 @@ def test_lists_accounts(role: Role) -> None:
     at = open_page(signed_in_app(role), "users")
     assert not at.exception
     assert {"demo-admin", "ui-finance"} <= set(at.dataframe[0].value["Username"])
-
-
-@pytest.mark.parametrize("role", roles_denied("users"))
-def test_other_roles_cannot_open_it(role: Role) -> None:
-    assert_page_refused(role, "users")
 
 
 def test_admin_creates_an_account_and_sees_its_password_once() -> None:
