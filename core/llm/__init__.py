@@ -1,0 +1,1 @@
+"""LLM gateway: providers behind one interface, the router, the usage ledger and prices."""
