@@ -29,6 +29,13 @@ class Permission(StrEnum):
     PLATFORM_READ = "platform.read"
     ORGS_READ = "orgs.read"
     DEMO_SEED = "demo.seed"
+    LLM_USE = "llm.use"  # send prompts through the gateway (directly or via RAG, evaluations)
+    LLM_COMPARE = "llm.compare"
+    LLM_ROUTER_READ = "llm.router.read"  # router health, traffic, ledger
+    LLM_ROUTER_MANAGE = "llm.router.manage"  # edit deployments/aliases, reset circuits
+    LLM_BUDGETS_MANAGE = "llm.budgets.manage"
+    LLM_PRICES_MANAGE = "llm.prices.manage"
+    LLM_LEDGER_EXPORT = "llm.ledger.export"
 
 
 _EVERYTHING = frozenset(Permission)
@@ -41,10 +48,26 @@ PERMISSION_MATRIX: dict[Role, frozenset[Permission]] = {
             Permission.AUDIT_EXPORT,
             Permission.AUDIT_VERIFY,
             Permission.ORGS_READ,
+            Permission.LLM_USE,
         }
     ),
-    Role.ML_ENGINEER: frozenset(),  # the LLM, RAG and MLOps issues add this role's permissions
-    Role.FINANCE: frozenset({Permission.ORGS_READ}),
+    Role.ML_ENGINEER: frozenset(
+        {
+            Permission.LLM_USE,
+            Permission.LLM_COMPARE,
+            Permission.LLM_ROUTER_READ,
+            Permission.LLM_LEDGER_EXPORT,
+        }
+    ),
+    Role.FINANCE: frozenset(
+        {
+            Permission.ORGS_READ,
+            Permission.LLM_ROUTER_READ,
+            Permission.LLM_BUDGETS_MANAGE,
+            Permission.LLM_PRICES_MANAGE,
+            Permission.LLM_LEDGER_EXPORT,
+        }
+    ),
 }
 
 

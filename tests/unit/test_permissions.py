@@ -22,6 +22,13 @@ EXPECTED: dict[Permission, set[Role]] = {
     Permission.PLATFORM_READ: {A},
     Permission.ORGS_READ: {A, C, F},
     Permission.DEMO_SEED: {A},
+    Permission.LLM_USE: {A, C, M},
+    Permission.LLM_COMPARE: {A, M},
+    Permission.LLM_ROUTER_READ: {A, M, F},
+    Permission.LLM_ROUTER_MANAGE: {A},
+    Permission.LLM_BUDGETS_MANAGE: {A, F},
+    Permission.LLM_PRICES_MANAGE: {A, F},
+    Permission.LLM_LEDGER_EXPORT: {A, M, F},
 }
 
 

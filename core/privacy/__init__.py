@@ -1,0 +1,1 @@
+"""Privacy and compliance: consent, data-subject requests, retention, PII."""
