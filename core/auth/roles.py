@@ -31,7 +31,8 @@ class Permission(StrEnum):
     DEMO_SEED = "demo.seed"
     LLM_USE = "llm.use"  # send prompts through the gateway (directly or via RAG, evaluations)
     LLM_COMPARE = "llm.compare"
-    LLM_ROUTER_READ = "llm.router.read"  # router health, traffic, ledger
+    LLM_ROUTER_READ = "llm.router.read"  # deployments, health, configuration
+    LLM_SPEND_READ = "llm.spend.read"  # ledger, traffic, spend, prices, budgets
     LLM_ROUTER_MANAGE = "llm.router.manage"  # edit deployments/aliases, reset circuits
     LLM_BUDGETS_MANAGE = "llm.budgets.manage"
     LLM_PRICES_MANAGE = "llm.prices.manage"
@@ -56,13 +57,14 @@ PERMISSION_MATRIX: dict[Role, frozenset[Permission]] = {
             Permission.LLM_USE,
             Permission.LLM_COMPARE,
             Permission.LLM_ROUTER_READ,
+            Permission.LLM_SPEND_READ,
             Permission.LLM_LEDGER_EXPORT,
         }
     ),
     Role.FINANCE: frozenset(
         {
             Permission.ORGS_READ,
-            Permission.LLM_ROUTER_READ,
+            Permission.LLM_SPEND_READ,
             Permission.LLM_BUDGETS_MANAGE,
             Permission.LLM_PRICES_MANAGE,
             Permission.LLM_LEDGER_EXPORT,

@@ -124,7 +124,7 @@ def delete_budget(actor: Actor, scope: str, subject: str) -> None:
 
 
 def list_budgets(actor: Actor) -> list[BudgetView]:
-    require(actor, Permission.LLM_ROUTER_READ, action="llm.budgets.list")
+    require(actor, Permission.LLM_SPEND_READ, action="llm.budgets.list")
     start = month_start(datetime.now(UTC))
     with unit_of_work(read_only=True) as session:
         rows = list(session.scalars(select(LLMBudget).order_by(LLMBudget.scope, LLMBudget.subject)))

@@ -19,10 +19,11 @@ from core.auth.roles import Permission
 from core.config import get_settings
 from core.db import unit_of_work
 from core.llm.config import RouterConfig, default_config_text, parse_config
+from core.llm.deployments import capabilities, readiness
 from core.llm.models import RouterConfigVersion
 from core.llm.router import BudgetLoader, CallContext, DeploymentStatus, Router
 from core.llm.state import InProcessState, RedisState, RouterState
-from core.llm.types import ChatRequest, ChatResult, StreamEvent
+from core.llm.types import Capability, ChatRequest, ChatResult, StreamEvent
 from core.text import clean_text
 
 _lock = threading.Lock()
@@ -183,3 +184,22 @@ def reset_circuits(actor: Actor) -> None:
 def record_reset(actor: Actor) -> None:
     with unit_of_work() as session:
         record(session, actor, "llm.router.reset", "router", {})
+
+
+def deployment_capabilities(actor: Actor) -> dict[str, tuple[bool, str, frozenset[Capability]]]:
+    """Per deployment: ready?, why not, and what it can take (text, vision, audio...)."""
+    require(actor, Permission.LLM_USE, action="llm.router.capabilities")
+    router = get_router()
+    out: dict[str, tuple[bool, str, frozenset[Capability]]] = {}
+    for name, dep in router.config.deployments.items():
+        ready = readiness(dep)
+        if not ready.ready:  # no adapter is built for a deployment that cannot be called
+            out[name] = (False, ready.reason, frozenset())
+            continue
+        try:
+            caps = capabilities(dep, router.pool)
+        except Exception as exc:  # an adapter that cannot even be built is not ready
+            out[name] = (False, f"cannot start: {exc}"[:200], frozenset())
+            continue
+        out[name] = (ready.ready, ready.reason, caps)
+    return out

@@ -147,7 +147,7 @@ def _filtered(flt: UsageFilter):  # type: ignore[no-untyped-def]
 
 
 def search_usage(actor: Actor, flt: UsageFilter) -> list[LLMUsage]:
-    require(actor, Permission.LLM_ROUTER_READ, action="llm.ledger.search")
+    require(actor, Permission.LLM_SPEND_READ, action="llm.ledger.search")
     LEDGER.flush(5.0)
     with unit_of_work(read_only=True) as session:
         stmt = _filtered(flt).order_by(LLMUsage.ts.desc(), LLMUsage.id.desc())

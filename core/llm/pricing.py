@@ -95,7 +95,7 @@ PRICE_BOOK = PriceBook()
 
 
 def list_prices(actor: Actor) -> list[Price]:
-    require(actor, Permission.LLM_ROUTER_READ, action="llm.prices.list")
+    require(actor, Permission.LLM_SPEND_READ, action="llm.prices.list")
     with unit_of_work(read_only=True) as session:
         stmt = select(LLMPrice).order_by(LLMPrice.model, LLMPrice.effective_from.desc())
         return [_view(r) for r in session.scalars(stmt)]

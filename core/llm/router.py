@@ -31,7 +31,14 @@ from core.llm.errors import (
 from core.llm.ledger import LEDGER, LedgerWriter, UsageRecord
 from core.llm.pricing import PRICE_BOOK, PriceBook
 from core.llm.state import CircuitSnapshot, RouterState
-from core.llm.types import ChatRequest, ChatResult, StreamEvent
+from core.llm.types import (
+    Attachment,
+    ChatProvider,
+    ChatRequest,
+    ChatResult,
+    StreamEvent,
+    TranscriptionProvider,
+)
 from core.money import format_usd
 from core.privacy.redact import redact
 
@@ -79,6 +86,29 @@ class DeploymentStatus:
 
 def month_start(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _audio(request: ChatRequest) -> Attachment | None:
+    return next((a for a in request.attachments if a.kind == "audio"), None)
+
+
+def _invoke(provider: ChatProvider, request: ChatRequest) -> ChatResult:
+    """Chat, or transcription when the request carries audio (Whisper-style deployments)."""
+    audio = _audio(request)
+    if audio is None:
+        return provider.chat(request)
+    if not isinstance(provider, TranscriptionProvider):
+        raise UnsupportedCapability(f"{provider.name} cannot transcribe audio.")
+    return provider.transcribe(audio, request.model)
+
+
+def _invoke_stream(provider: ChatProvider, request: ChatRequest) -> Iterator[StreamEvent]:
+    if _audio(request) is None:
+        yield from provider.stream(request)
+        return
+    result = _invoke(provider, request)  # transcription APIs answer in one piece
+    yield StreamEvent(delta=result.text)
+    yield StreamEvent(result=result)
 
 
 def _estimate_tokens(request: ChatRequest) -> int:
@@ -312,7 +342,7 @@ class Router:
             )
             started, sent_any = time.perf_counter(), False
             try:
-                for event in self.pool.get(dep).stream(sized):
+                for event in _invoke_stream(self.pool.get(dep), sized):
                     if event.result is not None:
                         result = self._finish(dep_name, dep, event.result)
                         self._succeeded(
@@ -379,7 +409,7 @@ class Router:
         for attempt in range(dep.max_retries + 1):
             started = time.perf_counter()
             try:
-                return self._finish(dep_name, dep, self.pool.get(dep).chat(sized))
+                return self._finish(dep_name, dep, _invoke(self.pool.get(dep), sized))
             except LLMError as exc:
                 opened = self._failed(name, dep_name, dep, ctx, exc, started)
                 last = attempt == dep.max_retries

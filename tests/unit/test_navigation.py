@@ -8,10 +8,11 @@ from console.navigation import PAGES, SECTIONS, pages_for, sections_for
 from core.auth.roles import Role
 
 EXPECTED = {
-    Role.ADMIN: {"home", "organisations", "account", "audit", "users", "platform"},
+    Role.ADMIN: {"home", "organisations", "account", "audit", "users", "platform", "llm_compare",
+                 "llm_router", "llm_costs"},
     Role.COMPLIANCE_OFFICER: {"home", "organisations", "account", "audit"},
-    Role.ML_ENGINEER: {"home", "account"},
-    Role.FINANCE: {"home", "organisations", "account"},
+    Role.ML_ENGINEER: {"home", "account", "llm_compare", "llm_router"},
+    Role.FINANCE: {"home", "organisations", "account", "llm_costs"},
 }
 
 
@@ -28,5 +29,5 @@ def test_every_page_has_a_script_and_a_known_section() -> None:
 
 def test_sections_drop_empty_groups() -> None:
     sections = sections_for(Role.FINANCE)
-    assert list(sections) == [""]
-    assert list(sections_for(Role.ADMIN)) == ["", "Compliance", "Admin"]
+    assert list(sections) == ["", "Finance"]
+    assert list(sections_for(Role.ADMIN)) == ["", "Compliance", "ML", "Finance", "Admin"]

@@ -1,0 +1,115 @@
+"""Traffic figures for the Router page, computed from the usage ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import select
+
+from core.auth.actor import Actor
+from core.auth.guard import require
+from core.auth.roles import Permission
+from core.db import get_engine
+from core.llm.ledger import LEDGER
+from core.llm.models import LLMUsage
+
+MAX_ROWS = 500_000
+_COLUMNS = [
+    LLMUsage.ts,
+    LLMUsage.request_id,
+    LLMUsage.team,
+    LLMUsage.customer_id,
+    LLMUsage.deployment,
+    LLMUsage.status,
+    LLMUsage.cache_hit,
+    LLMUsage.latency_ms,
+    LLMUsage.cost_micros,
+    LLMUsage.input_tokens,
+    LLMUsage.output_tokens,
+]
+
+
+@dataclass(frozen=True)
+class Traffic:
+    requests: int
+    failovers: int  # requests whose first attempt failed and a later deployment answered
+    failed: int  # requests nobody could answer (or refused by budget)
+    cache_hits: int
+    cost_micros: int
+    per_deployment: pd.DataFrame
+    per_hour: pd.DataFrame
+    spend_by_team: pd.DataFrame
+    spend_by_customer: pd.DataFrame
+
+
+def _frame(since: datetime) -> pd.DataFrame:
+    stmt = select(*_COLUMNS).where(LLMUsage.ts >= since).order_by(LLMUsage.id).limit(MAX_ROWS)
+    with get_engine().connect() as connection:
+        frame = pd.read_sql(stmt, connection)
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True, format="mixed")
+    return frame
+
+
+def traffic(actor: Actor, since: datetime) -> Traffic:
+    require(actor, Permission.LLM_SPEND_READ, action="llm.router.traffic")
+    LEDGER.flush(5.0)
+    rows = _frame(since)
+    if rows.empty:
+        empty = pd.DataFrame()
+        return Traffic(0, 0, 0, 0, 0, empty, empty, empty, empty)
+    by_request = rows.groupby("request_id").agg(
+        attempts=("status", "size"),
+        served=("status", lambda s: (s == "ok").any()),
+        first_failed=("status", lambda s: s.iloc[0] != "ok"),
+    )
+    served = rows[rows["status"] == "ok"]
+    attempts = rows[rows["deployment"] != "-"]
+    per_deployment = (
+        attempts.groupby("deployment")
+        .agg(
+            calls=("status", "size"),
+            ok=("status", lambda s: int((s == "ok").sum())),
+            errors=("status", lambda s: int((s != "ok").sum())),
+            cache_hits=("cache_hit", lambda s: int((s != "").sum())),
+            p50_ms=("latency_ms", lambda s: float(s.quantile(0.5))),
+            p95_ms=("latency_ms", lambda s: float(s.quantile(0.95))),
+            input_tokens=("input_tokens", "sum"),
+            output_tokens=("output_tokens", "sum"),
+            cost_micros=("cost_micros", "sum"),
+        )
+        .reset_index()
+    )
+    per_deployment["error_rate"] = per_deployment["errors"] / per_deployment["calls"]
+    per_hour = (
+        attempts.assign(hour=attempts["ts"].dt.floor("h"))
+        .groupby(["hour", "deployment", "status"])
+        .size()
+        .rename("calls")
+        .reset_index()
+    )
+    spend_by_team = (
+        served.groupby("team")["cost_micros"].sum().sort_values(ascending=False).reset_index()
+    )
+    spend_by_customer = (
+        served.dropna(subset=["customer_id"])
+        .groupby("customer_id")["cost_micros"]
+        .sum()
+        .sort_values(ascending=False)
+        .head(20)
+        .reset_index()
+    )
+    return Traffic(
+        requests=len(by_request),
+        failovers=int(
+            (by_request["served"] & by_request["first_failed"] & (by_request["attempts"] > 1)).sum()
+        ),
+        failed=int((~by_request["served"]).sum()),
+        cache_hits=int((served["cache_hit"] != "").sum()),
+        cost_micros=int(served["cost_micros"].sum()),
+        per_deployment=per_deployment,
+        per_hour=per_hour,
+        spend_by_team=spend_by_team,
+        spend_by_customer=spend_by_customer,
+    )
