@@ -6,6 +6,7 @@ machine with no keys. Production switches each concern by setting its variable.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -20,8 +21,15 @@ EmbeddingsName = Literal["minilm", "openai"]
 
 
 class Settings(BaseSettings):
+    # Keys can also come from a secrets store mounted as files (Docker/Kubernetes secrets): a
+    # file named like the variable, e.g. /run/secrets/omni_openai_api_key.
     model_config = SettingsConfigDict(
-        env_prefix="OMNI_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="OMNI_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        secrets_dir=os.environ.get("OMNI_SECRETS_DIR")
+        or ("/run/secrets" if Path("/run/secrets").is_dir() else None),
     )
 
     home: Path = Field(

@@ -4,6 +4,7 @@ use, priced with the price table, with the occasional rate limit and failover.""
 from __future__ import annotations
 
 import math
+import random
 import uuid
 from datetime import timedelta
 
@@ -119,7 +120,7 @@ def seed_llm_usage(ctx: SeedContext) -> str:
     return f"{len(rows):,} ledger rows over {DAYS} days"
 
 
-def _poisson(rng, mean: float) -> int:  # type: ignore[no-untyped-def]
+def _poisson(rng: random.Random, mean: float) -> int:
     """Knuth's method for small means, a rounded normal for large ones."""
     if mean <= 0:
         return 0

@@ -116,19 +116,25 @@ def check_mlflow(settings: Settings) -> BackendStatus:
 
 
 def check_llm(settings: Settings) -> BackendStatus:
-    configured = ["local SmolLM2-135M-Instruct"]
-    if settings.openai_api_key:
-        configured.append("OpenAI")
-    if settings.anthropic_api_key:
-        configured.append("Anthropic")
-    if settings.openai_base_url:
-        configured.append(f"OpenAI-compatible at {mask_url(settings.openai_base_url)}")
+    """Which router deployments can be called now (keys present, enabled, circuit closed)."""
+    from core.llm.deployments import readiness
+    from core.llm.gateway import get_router
+
+    router = get_router()
+    ready, waiting = [], []
+    for name, dep in router.config.deployments.items():
+        state = router.state.circuit(name).state
+        if readiness(dep).ready and state != "open":
+            ready.append(name)
+        else:
+            waiting.append(name)
     local_ready = _installed("transformers") and _installed("gguf")
-    detail = f"default: {settings.llm_default_provider}; configured: {', '.join(configured)}"
+    detail = f"{len(ready)} of {len(ready) + len(waiting)} deployments callable: {', '.join(ready)}"
     if not local_ready:
         detail += "; local model runtime (transformers, gguf) not installed"
+    state = "ok" if ready and local_ready else ("degraded" if ready else "down")
     return BackendStatus(
-        "LLM providers", settings.llm_default_provider, detail, "ok" if local_ready else "degraded"
+        "LLM providers", f"router (default {settings.llm_default_provider})", detail, state
     )
 
 

@@ -9,6 +9,7 @@ from core.auth.roles import Role
 from core.config import reload_settings
 from core.errors import PermissionDenied
 from core.platform.health import BackendStatus, platform_status
+from core.schema import head_revision
 from tests.helpers import ADMIN
 
 
@@ -19,10 +20,12 @@ def _by_concern() -> dict[str, BackendStatus]:
 def test_embedded_defaults(db_url: str) -> None:
     status = _by_concern()
     db = status["Relational store"]
-    assert db.state == "ok" and "schema 0001" in db.detail
+    assert db.state == "ok" and f"schema {head_revision()}" in db.detail
     assert status["Payments"].state == "off"
     assert "Stripe sync is off" in status["Payments"].detail
     assert status["Jobs"].backend == "local executor"
+    llm = status["LLM providers"]
+    assert "local-smollm2" in llm.detail and "openai-gpt-4o" not in llm.detail.split(":")[1]
     assert status["Cache, rate limits, router state"].backend == "in-process"
 
 
