@@ -27,6 +27,7 @@ from tests.fakes.server import (
     Reply,
     count_tokens,
     echo_answer,
+    run_standalone,
     shape_answer,
     split_for_stream,
 )
@@ -88,7 +89,9 @@ class FakeAnthropic(FakeProvider):
         await self.pause(self.latency_s)
         self.record(request.url.path, {k.lower(): v for k, v in request.headers.items()}, body)
         reply = self.next_reply()
-        if request.headers.get("x-api-key") != self.api_key:
+        # SDK 2.x sends the key as a bearer token; older clients and curl use x-api-key.
+        keys = {request.headers.get("x-api-key"), request.headers.get("authorization")}
+        if self.api_key not in keys and f"Bearer {self.api_key}" not in keys:
             return reply, _error(401, "authentication_error", "invalid x-api-key", {})
         if "anthropic-version" not in request.headers:
             return reply, _error(400, "invalid_request_error", "anthropic-version is required", {})
@@ -98,7 +101,9 @@ class FakeAnthropic(FakeProvider):
         if reply.kind == "slow":
             await self.pause(reply.delay_s)
         if reply.kind == "malformed" and not body.get("stream"):
-            return reply, Response('{"type": "message", "content": [', media_type="application/json")
+            return reply, Response(
+                '{"type": "message", "content": [', media_type="application/json"
+            )
         return reply, None
 
     async def _messages(self, request: Request) -> Response:
@@ -108,7 +113,11 @@ class FakeAnthropic(FakeProvider):
             return early
         messages = body.get("messages", [])
         users = [m for m in messages if m.get("role") == "user"]
-        answer = reply.text if reply.text is not None else echo_answer(_text_of(users[-1]["content"]) if users else "")
+        answer = (
+            reply.text
+            if reply.text is not None
+            else echo_answer(_text_of(users[-1]["content"]) if users else "")
+        )
         shaped = shape_answer(
             answer, max_tokens=body.get("max_tokens"), stop=list(body.get("stop_sequences") or [])
         )
@@ -152,11 +161,16 @@ class FakeAnthropic(FakeProvider):
         if message["stop_reason"] == "refusal":
             text = "I can help with part of"  # streamed before the classifier stops the answer
         block = {"type": "text", "text": ""}
-        yield _sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block})
+        yield _sse(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": block},
+        )
         yield _sse("ping", {"type": "ping"})
         for index, piece in enumerate(split_for_stream(text)):
             delta = {"type": "text_delta", "text": piece}
-            yield _sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+            yield _sse(
+                "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
+            )
             if index == 0 and reply.kind == "truncate":
                 return
             if index == 0 and reply.kind == "stall":
@@ -169,7 +183,11 @@ class FakeAnthropic(FakeProvider):
         delta = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}
         yield _sse(
             "message_delta",
-            {"type": "message_delta", "delta": delta, "usage": {"output_tokens": usage["output_tokens"]}},
+            {
+                "type": "message_delta",
+                "delta": delta,
+                "usage": {"output_tokens": usage["output_tokens"]},
+            },
         )
         yield _sse("message_stop", {"type": "message_stop"})
 
@@ -181,19 +199,18 @@ class FakeAnthropic(FakeProvider):
             {"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"}
             for m in MODELS
         ]
-        return JSONResponse({"data": data, "has_more": False, "first_id": MODELS[0], "last_id": MODELS[-1]})
+        return JSONResponse(
+            {"data": data, "has_more": False, "first_id": MODELS[0], "last_id": MODELS[-1]}
+        )
 
 
 def main() -> None:  # pragma: no cover - manual / benchmark use
-    import uvicorn
-
     parser = argparse.ArgumentParser(description="Fake Anthropic Messages API server")
     parser.add_argument("--port", type=int, default=8012)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--api-key", default="sk-ant-test-fake-key")
     args = parser.parse_args()
-    fake = FakeAnthropic(args.api_key, latency_s=args.latency_ms / 1000)
-    uvicorn.run(fake.app(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    run_standalone(FakeAnthropic(args.api_key, latency_s=args.latency_ms / 1000), args.port)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from tests.fakes.server import (
     Reply,
     count_tokens,
     echo_answer,
+    run_standalone,
     shape_answer,
     split_for_stream,
 )
@@ -110,12 +111,16 @@ class FakeOpenAI(FakeProvider):
             )
         if reply.kind == "error":
             return reply, JSONResponse(
-                _error_body(reply.status, reply), status_code=reply.status, headers=dict(reply.headers)
+                _error_body(reply.status, reply),
+                status_code=reply.status,
+                headers=dict(reply.headers),
             )
         if reply.kind == "slow":
             await self.pause(reply.delay_s)
         if reply.kind == "malformed" and not body.get("stream"):
-            return reply, Response('{"id": "chatcmpl-broken", "choices": [', media_type="application/json")
+            return reply, Response(
+                '{"id": "chatcmpl-broken", "choices": [', media_type="application/json"
+            )
         return reply, None
 
     # -- chat --------------------------------------------------------------------------------
@@ -127,7 +132,11 @@ class FakeOpenAI(FakeProvider):
             return early
         messages = body.get("messages", [])
         users = [m for m in messages if m.get("role") == "user"]
-        answer = reply.text if reply.text is not None else echo_answer(_text_of(users[-1]["content"]) if users else "")
+        answer = (
+            reply.text
+            if reply.text is not None
+            else echo_answer(_text_of(users[-1]["content"]) if users else "")
+        )
         stop = body.get("stop") or []
         shaped = shape_answer(
             answer,
@@ -160,7 +169,9 @@ class FakeOpenAI(FakeProvider):
             {
                 **base,
                 "object": "chat.completion",
-                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                "choices": [
+                    {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+                ],
                 "usage": usage,
             }
         )
@@ -196,7 +207,8 @@ class FakeOpenAI(FakeProvider):
                 return
         yield chunk({}, finish)
         if usage is not None:
-            yield f"data: {json.dumps({**base, 'object': 'chat.completion.chunk', 'choices': [], 'usage': usage})}\n\n"
+            final = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+            yield f"data: {json.dumps(final)}\n\n"
         yield "data: [DONE]\n\n"
 
     # -- embeddings --------------------------------------------------------------------------
@@ -251,7 +263,12 @@ class FakeOpenAI(FakeProvider):
             usage = {"type": "duration", "seconds": round(len(audio) / 16000, 3)}
         else:
             out = count_tokens(text)
-            usage = {"type": "tokens", "input_tokens": 50, "output_tokens": out, "total_tokens": 50 + out}
+            usage = {
+                "type": "tokens",
+                "input_tokens": 50,
+                "output_tokens": out,
+                "total_tokens": 50 + out,
+            }
         return JSONResponse({"text": text, "usage": usage})
 
     async def _models(self, request: Request) -> Response:
@@ -263,15 +280,12 @@ class FakeOpenAI(FakeProvider):
 
 
 def main() -> None:  # pragma: no cover - manual / benchmark use
-    import uvicorn
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(description="Fake OpenAI API server")
     parser.add_argument("--port", type=int, default=8011)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--api-key", default="sk-test-fake-openai-key")
     args = parser.parse_args()
-    fake = FakeOpenAI(args.api_key, latency_s=args.latency_ms / 1000)
-    uvicorn.run(fake.app(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    run_standalone(FakeOpenAI(args.api_key, latency_s=args.latency_ms / 1000), args.port)
 
 
 if __name__ == "__main__":

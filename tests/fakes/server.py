@@ -5,7 +5,8 @@ scripting shared by the vendor fakes (replies queued per test, request recording
         client = SomeSDK(base_url=server.url)
 
 The socket is bound before the thread starts, so the port is known and listening as soon as
-`start()` returns; `stop()` does not wait for slow handlers still sleeping.
+`start()` returns. A `FakeProvider` cuts its scripted sleeps short when it shuts down, so leaving
+its `with` block takes about a tenth of a second even after a `Reply.slow(...)`.
 """
 
 from __future__ import annotations
@@ -110,13 +111,16 @@ class Recorded:
 class FakeProvider:
     """Scripted behaviour and recorded traffic of one vendor fake; subclasses add the routes.
 
+    `script(...)` queues replies for the next requests; `default` is the mode once the queue is
+    empty (`fake.default = Reply.error(503)` makes the fake fail until `reset()`). Every request
+    is recorded (`requests`, `last`, `last_body`, `request_count`), rejected ones included.
     Thread-safe: the SDK runs in the test thread, the app in the server thread.
     """
 
     def __init__(self, api_key: str, *, latency_s: float = 0.0) -> None:
         self.api_key = api_key
         self.latency_s = latency_s  # added to every request (the router benchmark uses 0.02)
-        self._initial_latency_s = latency_s
+        self._initial = (api_key, latency_s)
         self.default = Reply()
         self.requests: list[Recorded] = []
         self._queue: deque[Reply] = deque()
@@ -143,7 +147,7 @@ class FakeProvider:
             self._queue.clear()
             self.requests.clear()
             self.default = Reply()
-            self.latency_s = self._initial_latency_s
+            self.api_key, self.latency_s = self._initial
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -176,7 +180,7 @@ class FakeProvider:
         return self._server.url
 
     async def pause(self, seconds: float) -> None:
-        """Sleep, but end early when the fake shuts down, so stopping never waits on a slow reply."""
+        """Sleep, but end early when the fake shuts down: stopping never waits on a slow reply."""
         deadline = time.monotonic() + seconds
         while not self._closing.is_set() and (remaining := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(remaining, 0.02))
@@ -209,6 +213,25 @@ def split_for_stream(text: str) -> list[str]:
     return [words[0]] + [f" {w}" for w in words[1:]] if text else []
 
 
+@dataclass(frozen=True)
+class Shaped:
+    text: str
+    ended_by: Literal["end", "max_tokens", "stop_sequence"]
+    stop_sequence: str | None = None
+
+
+def shape_answer(answer: str, *, max_tokens: int | None, stop: list[str]) -> Shaped:
+    """Apply the stop sequences, then the token limit, the way a real model run would end."""
+    for sequence in stop:
+        index = answer.find(sequence)
+        if index >= 0:
+            return Shaped(answer[:index], "stop_sequence", sequence)
+    words = answer.split(" ")
+    if max_tokens is not None and len(words) > max_tokens:
+        return Shaped(" ".join(words[:max_tokens]), "max_tokens")
+    return Shaped(answer, "end")
+
+
 class ServerThread:
     """uvicorn serving `app` on 127.0.0.1 in a daemon thread; a context manager."""
 
@@ -233,6 +256,8 @@ class ServerThread:
     def start(self, timeout_s: float = 5.0) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit this: without it, small SSE writes wait ~40 ms on delayed ACKs.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", self._port))
         self._socket = sock
         config = uvicorn.Config(
@@ -273,6 +298,20 @@ class ServerThread:
         self.stop()
 
 
+def run_standalone(fake: FakeProvider, port: int) -> None:  # pragma: no cover - manual use
+    """Serve `fake` on 127.0.0.1:`port` until interrupted (for benchmarks and manual tries)."""
+    server = ServerThread(fake.app(), port=port)
+    server.start()
+    print(f"{type(fake).__name__} listening on {server.url} (key {fake.api_key!r}); Ctrl-C stops")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
 @contextmanager
 def serve(app: ASGIApp) -> Iterator[str]:
     """Run `app` for the duration of the block and yield its base URL."""
@@ -286,22 +325,3 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
-
-
-@dataclass(frozen=True)
-class Shaped:
-    text: str
-    ended_by: Literal["end", "max_tokens", "stop_sequence"]
-    stop_sequence: str | None = None
-
-
-def shape_answer(answer: str, *, max_tokens: int | None, stop: list[str]) -> Shaped:
-    """Apply the stop sequences, then the token limit, the way a real model run would end."""
-    for sequence in stop:
-        index = answer.find(sequence)
-        if index >= 0:
-            return Shaped(answer[:index], "stop_sequence", sequence)
-    words = answer.split(" ")
-    if max_tokens is not None and len(words) > max_tokens:
-        return Shaped(" ".join(words[:max_tokens]), "max_tokens")
-    return Shaped(answer, "end")

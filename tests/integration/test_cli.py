@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from core.auth.service import sign_in
 from core.cli import app
 from core.errors import AuthenticationFailed
+from core.schema import head_revision
 
 runner = CliRunner()
 
@@ -55,7 +56,7 @@ def test_config_show_masks_secrets(sqlite_db: str, monkeypatch: pytest.MonkeyPat
 
 
 def test_db_upgrade_and_demo_seed(sqlite_db: str) -> None:
-    assert "revision 0001" in _ok("db", "upgrade")
+    assert f"revision {head_revision()}" in _ok("db", "upgrade")
     out = _ok("demo", "seed", "--if-empty")
     assert "2000 customer organisations" in out and "demo-admin" in out
     assert "skipped" in _ok("demo", "seed", "--if-empty")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import anthropic
@@ -16,6 +17,7 @@ from anthropic.types import (
     RawMessageDeltaEvent,
     RawMessageStartEvent,
     RawMessageStopEvent,
+    RawMessageStreamEvent,
 )
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -101,6 +103,10 @@ def test_detail_is_one_short_line() -> None:
     shown = detail(text, CTX)
     assert "\n" not in shown and len(shown) <= 240 and shown.startswith("line one line two")
     assert detail(None, CTX) == "" and detail("   ", CTX) == ""
+
+
+def test_call_context_repr_hides_the_key() -> None:
+    assert KEY not in repr(CTX) and "gpt-4o-mini" in repr(CTX)
 
 
 def test_safe_url_drops_credentials_and_query() -> None:
@@ -286,7 +292,9 @@ def test_openai_filtered_answers_raise(completion: ChatCompletion) -> None:
 
 
 def test_openai_completion_without_choices_is_malformed() -> None:
-    completion = ChatCompletion.model_construct(id="c", choices=[], model="m")
+    completion = ChatCompletion.model_construct(
+        id="c", choices=[], model="m", created=0, object="chat.completion"
+    )
     with pytest.raises(ProviderUnavailable, match="no choices"):
         openai_mapping.chat_result(completion, CTX, latency_ms=1)
 
@@ -331,7 +339,7 @@ def test_openai_stream_without_finish_is_incomplete() -> None:
 _REQ = httpx2.Request("POST", "https://api.openai.com/v1/chat/completions")
 
 
-def _response(status: int, body: dict[str, object], **headers: str) -> httpx2.Response:
+def _response(status: int, body: Mapping[str, object], **headers: str) -> httpx2.Response:
     return httpx2.Response(status, json=body, headers=headers, request=_REQ)
 
 
@@ -457,7 +465,7 @@ ACTX = CallContext(
 def test_anthropic_stream_accumulator_counts_cached_input() -> None:
     acc = anthropic_mapping.StreamAccumulator(ACTX)
     usage = {"input_tokens": 5, "output_tokens": 1, "cache_read_input_tokens": 100}
-    events = [
+    events: list[RawMessageStreamEvent] = [
         RawMessageStartEvent.model_validate(
             {
                 "type": "message_start",

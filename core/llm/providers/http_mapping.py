@@ -11,7 +11,7 @@ import email.utils
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -37,14 +37,15 @@ _KEY_SHAPES = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-.*]{6,}|\bBearer\s+\S+", 
 
 @dataclass(frozen=True)
 class CallContext:
-    """What an error message may say about the call that failed. Never holds a key itself."""
+    """What an error message may say about the call that failed, and what it must not."""
 
     provider: str  # the adapter's `name`, e.g. "openai"
     label: str  # how a person calls it, e.g. "OpenAI"
     model: str
     base_url: str
     timeout_s: float
-    secrets: tuple[str, ...] = ()  # scrubbed from any vendor text we pass on
+    # Scrubbed from any vendor text passed on; kept out of repr so logging a context is safe.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
 # -- text hygiene ------------------------------------------------------------------------------
@@ -132,7 +133,6 @@ def error_for_status(
     where = f"{ctx.label} (model {ctx.model!r})" if ctx.model else ctx.label
     said = f": {vendor_detail}" if vendor_detail else ""
     ref = f" [request id {request_id}]" if request_id else ""
-    common = {"provider": ctx.provider, "status": status}
     if status == 429:
         wait = (
             f"it asks to wait {retry_after_s:g} s"
@@ -149,48 +149,56 @@ def error_for_status(
         return ProviderAuthError(
             f"{ctx.label} rejected the API key (HTTP 401). Check the key configured for this "
             f"provider: it may be wrong, expired or revoked.{ref}",
-            **common,
+            provider=ctx.provider,
+            status=status,
         )
     if status == 403:
         return ProviderAuthError(
             f"{where} refused access (HTTP 403). Check that the key's project or workspace may "
             f"use this model and endpoint.{ref}",
-            **common,
+            provider=ctx.provider,
+            status=status,
         )
     if status == 402:
         return ProviderAuthError(
             f"{ctx.label} refused the request for billing reasons (HTTP 402){said}. Check the "
             f"account's credit and payment settings; retrying will not help.{ref}",
-            **common,
+            provider=ctx.provider,
+            status=status,
         )
     if status in (408, 504):
         return ProviderTimeout(
             f"{where} timed out on its side (HTTP {status}); try again or use another "
             f"deployment.{ref}",
-            **common,
+            provider=ctx.provider,
+            status=status,
         )
     if status >= 500 or status == 409:
         return ProviderUnavailable(
             f"{where} failed on its side (HTTP {status}){said}; try again shortly or use another "
             f"deployment.{ref}",
-            **common,
+            provider=ctx.provider,
+            status=status,
         )
     if status == 404:
         return BadRequest(
             f"{where} was not found (HTTP 404){said}. Check the model name and the base URL "
             f"({safe_url(ctx.base_url)}).{ref}",
-            **common,
+            provider=ctx.provider,
+            status=status,
         )
     if 400 <= status < 500:
         return BadRequest(
             f"{where} rejected the request (HTTP {status}){said}. Check the model name and the "
             f"request's parameters and attachments.{ref}",
-            **common,
+            provider=ctx.provider,
+            status=status,
         )
     return ProviderUnavailable(
         f"{where} answered with unexpected HTTP {status}{said}; try again or use another "
         f"deployment.{ref}",
-        **common,
+        provider=ctx.provider,
+        status=status,
     )
 
 
@@ -238,6 +246,23 @@ def content_filtered_error(ctx: CallContext, status: int | None = None) -> Conte
     )
 
 
+def quota_error(ctx: CallContext, status: int | None) -> ProviderAuthError:
+    return ProviderAuthError(
+        f"{ctx.label} says the account has run out of quota or credit. Check the plan and "
+        "billing settings; retrying will not help.",
+        provider=ctx.provider,
+        status=status,
+    )
+
+
+def unexpected_error(ctx: CallContext, what: str) -> ProviderUnavailable:
+    return ProviderUnavailable(
+        f"The call to {ctx.label} (model {ctx.model!r}) failed: {what}. Try again or use "
+        "another deployment.",
+        provider=ctx.provider,
+    )
+
+
 def missing_key_error(ctx: CallContext) -> ProviderAuthError:
     return ProviderAuthError(
         f"No API key is configured for {ctx.label}. Set the provider's API key in the gateway "
@@ -249,10 +274,12 @@ def missing_key_error(ctx: CallContext) -> ProviderAuthError:
 # -- checks before a call ----------------------------------------------------------------------
 
 
-def check_chat_request(
-    request: ChatRequest, capabilities: frozenset[Capability], ctx: CallContext
-) -> None:
-    """Refuse, before any network call, what this model cannot take."""
+def check_chat_request(request: ChatRequest, ctx: CallContext) -> None:
+    """Refuse, before any network call, what no chat call can carry.
+
+    Whether a model takes images is the router's call (it honours per-deployment capability
+    overrides); a model that cannot is refused by the vendor, which maps to BadRequest.
+    """
     if not request.model:
         raise BadRequest(
             f"The request to {ctx.label} names no model; the router fills it in from the "
@@ -273,23 +300,6 @@ def check_chat_request(
                     f"{message.role} message).",
                     provider=ctx.provider,
                 )
-            if Capability.VISION not in capabilities:
-                raise UnsupportedCapability(
-                    f"Model {ctx.model!r} on {ctx.label} does not take image input; choose a "
-                    "vision model or remove the image.",
-                    provider=ctx.provider,
-                )
-
-
-def require_capability(
-    capability: Capability, capabilities: frozenset[Capability], ctx: CallContext, hint: str
-) -> None:
-    if capability not in capabilities:
-        raise UnsupportedCapability(
-            f"Model {ctx.model!r} on {ctx.label} does not offer {capability.value.replace('_', ' ')}"
-            f"; {hint}",
-            provider=ctx.provider,
-        )
 
 
 # -- settings ----------------------------------------------------------------------------------
