@@ -8,8 +8,17 @@ from console.navigation import PAGES, SECTIONS, pages_for, sections_for
 from core.auth.roles import Role
 
 EXPECTED = {
-    Role.ADMIN: {"home", "organisations", "account", "audit", "users", "platform", "llm_compare",
-                 "llm_router", "llm_costs"},
+    Role.ADMIN: {
+        "home",
+        "organisations",
+        "account",
+        "audit",
+        "users",
+        "platform",
+        "llm_compare",
+        "llm_router",
+        "llm_costs",
+    },
     Role.COMPLIANCE_OFFICER: {"home", "organisations", "account", "audit"},
     Role.ML_ENGINEER: {"home", "account", "llm_compare", "llm_router"},
     Role.FINANCE: {"home", "organisations", "account", "llm_costs"},
