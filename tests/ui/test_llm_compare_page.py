@@ -60,3 +60,16 @@ def test_an_empty_prompt_gets_a_clear_error(scripted_router: None) -> None:
     at = open_page(signed_in_app(Role.ML_ENGINEER), "llm_compare")
     at.button(key="cmp_run").click().run()
     assert at.error[0].value == "Write a prompt (or attach a file) to compare."
+
+
+def test_an_image_is_offered_only_to_deployments_that_can_see(scripted_router: None) -> None:
+    at = open_page(signed_in_app(Role.ML_ENGINEER), "llm_compare")
+    at.file_uploader(key="cmp_file").upload("chart.png", b"\x89PNG\r\n\x1a\n", "image/png").run()
+    assert "No configured deployment can take image input" in at.warning[0].value
+    gateway.save_router_config(ADMIN, SCRIPTED.replace("m-beta", "m-beta-vision"), "vision")
+    at.run()
+    assert at.info[0].value == "This image can go to: beta."
+    at.text_area(key="cmp_prompt").input("What does the chart show?")
+    at.button(key="cmp_run").click().run()
+    assert "cannot take vision" in at.error[0].value  # alpha is text-only: said, not sent
+    assert "ok from m-beta-vision" in [m.value for m in at.markdown]

@@ -334,3 +334,41 @@ def test_bodies_are_stored_redacted_only_when_enabled(clock: Clock, ledger: List
     router.config = router.config.model_copy(update={"store_bodies": True})
     router.chat("chat", request, ctx())
     assert ledger.rows[-1].prompt_redacted == "user:mail me at <EMAIL>"
+
+
+def test_semantic_cache_answers_a_paraphrase(clock: Clock, ledger: ListLedger) -> None:
+    import numpy as np
+
+    vectors = {
+        "user:How long do we have to answer an access request?": [1.0, 0.0, 0.0],
+        "user:What is the deadline for replying to an access request?": [0.98, 0.199, 0.0],
+        "user:How many bikes were rented in winter?": [0.0, 0.0, 1.0],
+    }
+    router = make_router(clock, ledger)
+    router.config = router.config.model_copy(
+        update={
+            "cache": router.config.cache.model_copy(
+                update={"semantic": True, "semantic_threshold": 0.95}
+            )
+        }
+    )
+    router._embed = lambda text: np.array(vectors[text], dtype=np.float32)
+    cached = CallContext(actor=ACTOR)
+    first = router.chat(
+        "chat",
+        ChatRequest.simple("How long do we have to answer an access request?", temperature=0),
+        cached,
+    )
+    paraphrase = router.chat(
+        "chat",
+        ChatRequest.simple(
+            "What is the deadline for replying to an access request?", temperature=0
+        ),
+        cached,
+    )
+    assert paraphrase.cache_hit == "semantic" and paraphrase.text == first.text
+    other = router.chat(
+        "chat", ChatRequest.simple("How many bikes were rented in winter?", temperature=0), cached
+    )
+    assert other.cache_hit == ""
+    assert sp.CALLS["m-primary"] == 2
