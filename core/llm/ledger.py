@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, insert, select
@@ -52,9 +52,15 @@ class UsageRecord:
 
 
 class LedgerWriter:
-    def __init__(self, batch_size: int = 500) -> None:
+    """`linger_s`: the writer waits this long after the first queued row before it writes, so
+    rows go in batches. One transaction per call would cost a millisecond of CPU per call, and
+    through the GIL that millisecond lands on the next request (measured: bench/llm_router.py)."""
+
+    def __init__(self, batch_size: int = 500, linger_s: float = 0.5) -> None:
         self._queue: queue.Queue[UsageRecord | None] = queue.Queue()
         self._batch = batch_size
+        self._linger_s = linger_s
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._failed: list[UsageRecord] = []
@@ -74,6 +80,8 @@ class LedgerWriter:
     def _run(self) -> None:
         while True:
             first = self._queue.get()
+            self._wake.wait(self._linger_s)  # `flush()` cuts the wait short
+            self._wake.clear()
             batch = [first]
             while len(batch) < self._batch:
                 try:
@@ -90,7 +98,7 @@ class LedgerWriter:
         pending = self._failed + rows
         try:
             with unit_of_work() as session:
-                session.execute(insert(LLMUsage), [asdict(r) for r in pending])
+                session.execute(insert(LLMUsage), [dict(vars(r)) for r in pending])
             self._failed = []
         except Exception:  # keep the rows and retry with the next batch; never lose usage
             log.exception("writing %d ledger rows failed; they will be retried", len(pending))
@@ -100,6 +108,7 @@ class LedgerWriter:
         if self._thread is None:
             return
         done = threading.Event()
+        self._wake.set()
 
         def wait() -> None:
             self._queue.join()
