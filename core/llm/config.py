@@ -42,6 +42,8 @@ class DeploymentConfig(_Strict):
     priority: int = 0
     capabilities: list[Capability] | None = None  # overrides what the provider declares
     enabled: bool = True
+    # Adapter options: local {device: cuda, weights: int4}, anthropic {send_temperature: "true"}
+    options: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _known_provider(self) -> DeploymentConfig:

@@ -41,7 +41,9 @@ def provider_config(dep: DeploymentConfig) -> ProviderConfig:
     base_url = dep.base_url
     if dep.provider == "openai" and not base_url:
         base_url = get_settings().openai_base_url
-    return ProviderConfig(kind=dep.provider, api_key=_key(dep), base_url=base_url)
+    return ProviderConfig(
+        kind=dep.provider, api_key=_key(dep), base_url=base_url, extra=dict(dep.options)
+    )
 
 
 class ProviderPool:
@@ -49,11 +51,11 @@ class ProviderPool:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._adapters: dict[tuple[str, str | None, str | None], ChatProvider] = {}
+        self._adapters: dict[tuple[object, ...], ChatProvider] = {}
 
     def get(self, dep: DeploymentConfig) -> ChatProvider:
         config = provider_config(dep)
-        key = (config.kind, config.api_key, config.base_url)
+        key = (config.kind, config.api_key, config.base_url, tuple(sorted(config.extra.items())))
         with self._lock:
             adapter = self._adapters.get(key)
             if adapter is None:
