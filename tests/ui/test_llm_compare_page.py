@@ -73,3 +73,16 @@ def test_an_image_is_offered_only_to_deployments_that_can_see(scripted_router: N
     at.button(key="cmp_run").click().run()
     assert "cannot take vision" in at.error[0].value  # alpha is text-only: said, not sent
     assert "ok from m-beta-vision" in [m.value for m in at.markdown]
+
+
+def test_with_no_keys_the_local_model_is_compared_with_itself() -> None:
+    """The issue's first 'done when': no keys at all, the bundled model at two temperatures."""
+    at = open_page(signed_in_app(Role.ML_ENGINEER), "llm_compare")
+    at.text_area(key="cmp_prompt").input("Name one colour.")
+    at.slider(key="cmp_max_tokens").set_value(16)
+    at.button(key="cmp_run").click().run(timeout=240)
+    assert not at.exception
+    assert at.success[0].value.startswith("Saved as run")
+    assert not at.error
+    captions = [c.value for c in at.caption if "tokens" in c.value and " ms" in c.value]
+    assert len(captions) == 2  # latency, tokens and cost under each of the two answers
