@@ -38,8 +38,13 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("audit", "Audit log", ":material/receipt_long:", "Compliance", Permission.AUDIT_READ),
     PageSpec("llm_compare", "Compare LLMs", ":material/compare:", "ML", Permission.LLM_COMPARE),
     PageSpec("llm_router", "LLM router", ":material/alt_route:", "ML", Permission.LLM_ROUTER_READ),
-    PageSpec("llm_costs", "LLM spend & prices", ":material/payments:", "Finance",
-             Permission.LLM_PRICES_MANAGE),
+    PageSpec(
+        "llm_costs",
+        "LLM spend & prices",
+        ":material/payments:",
+        "Finance",
+        Permission.LLM_PRICES_MANAGE,
+    ),
     PageSpec("users", "Users & roles", ":material/group:", "Admin", Permission.USERS_READ),
     PageSpec("platform", "Platform", ":material/dns:", "Admin", Permission.PLATFORM_READ),
 )

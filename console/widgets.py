@@ -11,3 +11,26 @@ def chart(figure: Any, height: int = 240) -> None:
     """A plotly figure, tight margins, full width: the way every page shows a chart."""
     figure.update_layout(height=height, margin={"l": 0, "r": 0, "t": 10, "b": 0})
     st.plotly_chart(figure, width="stretch")
+
+
+_STATE_COLOURS = {
+    "ok": "#2e7d32",
+    "closed": "#2e7d32",
+    "yes": "#2e7d32",
+    "degraded": "#ef6c00",
+    "half-open": "#ef6c00",
+    "down": "#c62828",
+    "open": "#c62828",
+    "off": "#757575",
+}
+
+
+def state_table(frame: Any, column: str) -> None:
+    """A table whose `column` holds states (ok, down, open...), coloured so problems stand out.
+    Colour, not emoji: emoji are missing from some browsers' table fonts."""
+
+    def colour(value: object) -> str:
+        hue = _STATE_COLOURS.get(str(value).split(":")[0].strip().lower())
+        return f"color: {hue}; font-weight: 600" if hue else ""
+
+    st.dataframe(frame.style.map(colour, subset=[column]), hide_index=True, width="stretch")

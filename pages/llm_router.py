@@ -22,11 +22,11 @@ PERIODS = {
     "Last 7 days": timedelta(days=7),
     "Last 30 days": timedelta(days=30),
 }
-_CIRCUIT = {"closed": "🟢 closed", "half_open": "🟡 half-open", "open": "🔴 open"}
+_CIRCUIT = {"closed": "closed", "half_open": "half-open", "open": "open"}
 
 
 def _deployments(actor) -> None:  # type: ignore[no-untyped-def]
-    st.dataframe(
+    widgets.state_table(
         pd.DataFrame(
             [
                 {
@@ -44,8 +44,7 @@ def _deployments(actor) -> None:  # type: ignore[no-untyped-def]
                 for s in gateway.deployment_statuses(actor)
             ]
         ),
-        hide_index=True,
-        width="stretch",
+        "Circuit",
     )
     if has_permission(actor.role, Permission.LLM_ROUTER_MANAGE) and st.button(
         "Reset circuits and limits", icon=":material/restart_alt:", key="router_reset"

@@ -3,11 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from console import deps
+from console import deps, widgets
 from core.auth.roles import Permission
 from core.errors import DomainError
-
-_STATE_ICON = {"ok": "🟢 ok", "degraded": "🟡 degraded", "down": "🔴 down", "off": "⚪ off"}
 
 
 def render() -> None:
@@ -28,14 +26,14 @@ def render() -> None:
             {
                 "Concern": s.concern,
                 "Backend": s.backend,
-                "State": _STATE_ICON.get(s.state, s.state),
+                "State": s.state,
                 "Latency (ms)": round(s.latency_ms, 1) if s.latency_ms is not None else None,
                 "Detail": s.detail,
             }
             for s in statuses
         ]
     )
-    st.dataframe(frame, hide_index=True, width="stretch")
+    widgets.state_table(frame, "State")
     with st.expander("Effective settings (secrets masked)"):
         st.json(deps.settings().masked())
 

@@ -23,5 +23,5 @@ def test_shows_every_backend_and_its_state(role: Role) -> None:
         "Payments",
         "Jobs",
     ]
-    assert table.set_index("Concern").loc["Relational store", "State"] == "🟢 ok"
+    assert table.set_index("Concern").loc["Relational store", "State"] == "ok"
     assert "Stripe sync is off" in table.set_index("Concern").loc["Payments", "Detail"]
