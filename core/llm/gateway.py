@@ -176,12 +176,7 @@ def config_history(actor: Actor) -> list[RouterConfigVersion]:
 
 def reset_circuits(actor: Actor) -> None:
     require(actor, Permission.LLM_ROUTER_MANAGE, action="llm.router.reset")
-    router = get_router()
-    router.state.reset()
-    record_reset(actor)
-
-
-def record_reset(actor: Actor) -> None:
+    get_router().state.reset()
     with unit_of_work() as session:
         record(session, actor, "llm.router.reset", "router", {})
 

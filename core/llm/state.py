@@ -6,7 +6,6 @@ cool-downs, limits and spend. Both implement `RouterState` and pass the same tes
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -321,7 +320,3 @@ class RedisState:
 
     def cache_set(self, key: str, value: str, ttl_s: int) -> None:
         self._redis.set(self._k("cache", key), value, ex=max(1, ttl_s))
-
-
-def dumps(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, separators=(",", ":"))
