@@ -34,3 +34,16 @@ def state_table(frame: Any, column: str) -> None:
         return f"color: {hue}; font-weight: 600" if hue else ""
 
     st.dataframe(frame.style.map(colour, subset=[column]), hide_index=True, width="stretch")
+
+
+def budget_bars(budgets: Any) -> None:
+    """One progress bar per budget: spent this month against its limit."""
+    from core.money import format_usd
+
+    for b in budgets:
+        share = min(b.spent_micros / b.limit_micros, 1.0) if b.limit_micros else 1.0
+        st.progress(
+            share,
+            text=f"{b.scope} {b.subject}: {format_usd(b.spent_micros)} of "
+            f"{format_usd(b.limit_micros)} this month",
+        )

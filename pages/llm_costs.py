@@ -92,13 +92,7 @@ def _budgets(actor) -> None:  # type: ignore[no-untyped-def]
                 deps.show_error(exc)
             else:
                 st.success(f"Budget for {scope} {subject} removed.")
-    for b in list_budgets(actor):  # after the form: includes a budget set just now
-        share = min(b.spent_micros / b.limit_micros, 1.0) if b.limit_micros else 1.0
-        st.progress(
-            share,
-            text=f"{b.scope} {b.subject}: {format_usd(b.spent_micros)} of "
-            f"{format_usd(b.limit_micros)} this month",
-        )
+    widgets.budget_bars(list_budgets(actor))  # after the form: includes a budget set just now
 
 
 def render() -> None:

@@ -99,13 +99,7 @@ def _budgets(actor) -> None:  # type: ignore[no-untyped-def]
     if not budgets:
         st.caption("No budgets set. Finance sets them on the LLM spend & prices page.")
         return
-    for b in budgets:
-        share = min(b.spent_micros / b.limit_micros, 1.0) if b.limit_micros else 1.0
-        st.progress(
-            share,
-            text=f"{b.scope} {b.subject}: {format_usd(b.spent_micros)} of "
-            f"{format_usd(b.limit_micros)} this month",
-        )
+    widgets.budget_bars(budgets)
 
 
 def _ledger(actor, since: datetime) -> None:  # type: ignore[no-untyped-def]

@@ -111,6 +111,11 @@ def _invoke_stream(provider: ChatProvider, request: ChatRequest) -> Iterator[Str
     yield StreamEvent(result=result)
 
 
+def _for_deployment(request: ChatRequest, dep: DeploymentConfig) -> ChatRequest:
+    """The request as this deployment receives it: its model, and the tighter of both timeouts."""
+    return replace(request, model=dep.model, timeout_s=min(request.timeout_s, dep.timeout_s))
+
+
 def _estimate_tokens(request: ChatRequest) -> int:
     return sum(len(m.content) for m in request.messages) // 4 + request.max_tokens
 
@@ -337,9 +342,7 @@ class Router:
             estimate = _estimate_tokens(request)
             if not self._admit(dep_name, dep, estimate, ctx, name, reasons):
                 continue
-            sized = replace(
-                request, model=dep.model, timeout_s=min(request.timeout_s, dep.timeout_s)
-            )
+            sized = _for_deployment(request, dep)
             started, sent_any = time.perf_counter(), False
             try:
                 for event in _invoke_stream(self.pool.get(dep), sized):
@@ -404,7 +407,7 @@ class Router:
         request: ChatRequest,
         ctx: CallContext,
     ) -> ChatResult:
-        sized = replace(request, model=dep.model, timeout_s=min(request.timeout_s, dep.timeout_s))
+        sized = _for_deployment(request, dep)
         retry = self.config.retry
         for attempt in range(dep.max_retries + 1):
             started = time.perf_counter()
