@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     anthropic_api_key: SecretStr | None = None
     embeddings: EmbeddingsName = "minilm"
+    rag_max_file_mb: int = Field(default=50, ge=1, le=2048, description="per uploaded document")
     executor: ExecutorName = "local"
     ray_address: str | None = None
     redis_url: str | None = None

@@ -12,18 +12,23 @@ from core.llm.models import (
     RouterConfigVersion,
 )
 from core.orgs.models import Organisation
+from core.rag.models import Chunk, Collection, Document, QueryLog
 
 __all__ = [
     "AuditEntry",
     "AuditHead",
     "AuthSession",
     "Base",
+    "Chunk",
+    "Collection",
     "CompareResult",
     "CompareRun",
+    "Document",
     "LLMBudget",
     "LLMPrice",
     "LLMUsage",
     "Organisation",
+    "QueryLog",
     "RouterConfigVersion",
     "User",
 ]

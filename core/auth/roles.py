@@ -37,6 +37,9 @@ class Permission(StrEnum):
     LLM_BUDGETS_MANAGE = "llm.budgets.manage"
     LLM_PRICES_MANAGE = "llm.prices.manage"
     LLM_LEDGER_EXPORT = "llm.ledger.export"
+    RAG_QUERY = "rag.query"  # search and ask the collections open to one's role
+    RAG_MANAGE = "rag.manage"  # create collections, upload and delete documents, read query logs
+    RAG_TUNE = "rag.tune"  # evaluate retrieval, fine-tune embedding models
 
 
 _EVERYTHING = frozenset(Permission)
@@ -50,6 +53,8 @@ PERMISSION_MATRIX: dict[Role, frozenset[Permission]] = {
             Permission.AUDIT_VERIFY,
             Permission.ORGS_READ,
             Permission.LLM_USE,
+            Permission.RAG_QUERY,
+            Permission.RAG_MANAGE,
         }
     ),
     Role.ML_ENGINEER: frozenset(
@@ -59,6 +64,9 @@ PERMISSION_MATRIX: dict[Role, frozenset[Permission]] = {
             Permission.LLM_ROUTER_READ,
             Permission.LLM_SPEND_READ,
             Permission.LLM_LEDGER_EXPORT,
+            Permission.RAG_QUERY,
+            Permission.RAG_MANAGE,
+            Permission.RAG_TUNE,
         }
     ),
     Role.FINANCE: frozenset(

@@ -30,6 +30,9 @@ EXPECTED: dict[Permission, set[Role]] = {
     Permission.LLM_BUDGETS_MANAGE: {A, F},
     Permission.LLM_PRICES_MANAGE: {A, F},
     Permission.LLM_LEDGER_EXPORT: {A, M, F},
+    Permission.RAG_QUERY: {A, C, M},
+    Permission.RAG_MANAGE: {A, C, M},
+    Permission.RAG_TUNE: {A, M},
 }
 
 
