@@ -3,19 +3,16 @@ audited like a console action."""
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from core.auth.actor import Actor
+from core.cli_support import cli_actor, reported
 from core.config import get_settings
-from core.errors import DomainError
+from core.rag.cli import rag_app
 
 app = typer.Typer(
     help="Omni Ops Console command line.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -31,22 +28,13 @@ for sub, name in (
     (users_app, "users"),
     (audit_app, "audit"),
     (demo_app, "demo"),
+    (rag_app, "rag"),
 ):
     app.add_typer(sub, name=name)
 
 
-def _actor() -> Actor:
-    return Actor.system(f"cli:{getpass.getuser()}")
-
-
-@contextmanager
-def _reported() -> Iterator[None]:
-    """A `DomainError` becomes its message and exit status 1, never a traceback."""
-    try:
-        yield
-    except DomainError as exc:
-        typer.secho(f"Error: {exc.message}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+_actor = cli_actor
+_reported = reported
 
 
 @config_app.command("show")

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from core.audit.service import record
@@ -33,11 +33,11 @@ from core.auth.guard import require
 from core.auth.roles import Permission
 from core.config import get_settings
 from core.db import unit_of_work, utcnow
-from core.errors import DomainError, NotFound, ValidationError
+from core.errors import Conflict, DomainError, NotFound, ValidationError
 from core.rag.chunking import Chunk as TextChunk
 from core.rag.chunking import chunk
 from core.rag.collections import load_for
-from core.rag.embedders import embedder_for
+from core.rag.embedders import embedder_for, validate_ref
 from core.rag.extract import ExtractedDocument, extract
 from core.rag.models import Chunk, Collection, Document
 from core.rag.store import INDEXES, vector_bytes, vector_from
@@ -275,12 +275,19 @@ def _vectors_for(
     return out
 
 
-def _embed_text(piece: TextChunk) -> str:
+def embed_text(section: str, text: str) -> str:
     """What the model sees: the section's heading path, then the text (headings carry much of a
-    chunk's topic, e.g. "Article 12 Transparent information ...")."""
-    if piece.heading_path:
-        return " / ".join(piece.heading_path) + "\n" + piece.text
-    return piece.text
+    chunk's topic, e.g. "Article 12 - Transparent information ..."). Built from the stored
+    `section` string, so re-embedding from the database gives the model the same input."""
+    return f"{section}\n{text}" if section else text
+
+
+def _embed_text(piece: TextChunk) -> str:
+    return embed_text(_section(piece), piece.text)
+
+
+def _section(piece: TextChunk) -> str:
+    return clean_text(SECTION_SEPARATOR.join(piece.heading_path), 500)
 
 
 @dataclass(frozen=True)
@@ -341,7 +348,7 @@ def write_document(
             ordinal=p.ordinal,
             text=p.text,
             page=p.page,
-            section=clean_text(SECTION_SEPARATOR.join(p.heading_path), 500),
+            section=_section(p),
             content_hash=p.content_hash,
             vector=vector_bytes(vectors[i]),
         )
@@ -463,3 +470,58 @@ def delete_document(actor: Actor, collection_id: int, document_id: int) -> None:
         after = c.generation
     INDEXES.apply(collection_id, before, after, removed, [])
     _finish_indexes(collection_id)
+
+
+def switch_embedding_model(
+    actor: Actor,
+    collection_id: int,
+    model: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Re-embed every chunk of a collection with `model` (e.g. a tuned one) and switch the
+    collection to it in one transaction; searches keep using the old vectors until it commits.
+    Returns the number of chunks re-embedded."""
+    require(
+        actor, Permission.RAG_MANAGE, action="rag.collection.reembed", target=str(collection_id)
+    )
+    ref = validate_ref(model)
+    with unit_of_work(read_only=True) as session:
+        c = load_for(session, actor, collection_id, Permission.RAG_MANAGE, "rag.collection.reembed")
+        generation = c.generation
+        rows = session.execute(
+            select(Chunk.id, Chunk.section, Chunk.text)
+            .where(Chunk.collection_id == c.id)
+            .order_by(Chunk.id)
+        ).all()
+    ids = [int(r[0]) for r in rows]
+    vectors = (
+        embedder_for(ref).embed([embed_text(r[1], r[2]) for r in rows], progress)
+        if rows
+        else np.zeros((0, 384), dtype=np.float32)
+    )
+    with unit_of_work() as session:
+        c = load_for(session, actor, collection_id, Permission.RAG_MANAGE, "rag.collection.reembed")
+        if c.generation != generation:
+            raise Conflict(
+                f"'{c.name}' changed while it was being re-embedded (documents were added or "
+                "deleted): run the switch again."
+            )
+        for chunk_id, vector in zip(ids, vectors, strict=True):
+            session.execute(
+                update(Chunk).where(Chunk.id == chunk_id).values(vector=vector_bytes(vector))
+            )
+        old = c.embedding_model
+        c.embedding_model = ref
+        c.dimension = int(vectors.shape[1]) if rows else c.dimension
+        c.generation = generation + 1
+        c.updated_at = utcnow()
+        record(
+            session,
+            actor,
+            "rag.collection.reembed",
+            f"collection:{c.id}",
+            {"from": old, "to": ref, "chunks": len(ids)},
+        )
+    INDEXES.forget(collection_id)
+    _finish_indexes(collection_id)
+    return len(ids)

@@ -57,7 +57,10 @@ class Collection(Base):
 
 class Document(Base):
     __tablename__ = "rag_documents"
-    __table_args__ = (UniqueConstraint("collection_id", "source", name="uq_rag_documents_source"),)
+    __table_args__ = (
+        UniqueConstraint("collection_id", "source", name="uq_rag_documents_source"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     collection_id: Mapped[int] = mapped_column(
@@ -79,7 +82,12 @@ class Document(Base):
 
 class Chunk(Base):
     __tablename__ = "rag_chunks"
-    __table_args__ = (Index("ix_rag_chunks_collection_hash", "collection_id", "content_hash"),)
+    # AUTOINCREMENT on SQLite: a deleted chunk's id (its FAISS id, logged with answers) is never
+    # given to another chunk
+    __table_args__ = (
+        Index("ix_rag_chunks_collection_hash", "collection_id", "content_hash"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     document_id: Mapped[int] = mapped_column(

@@ -47,9 +47,10 @@ class SourceDocument:
 
 def _article(row: dict[str, Any]) -> ExtractedDocument:
     number, title = int(row["article"]), str(row["title"])
-    head = (f"Chapter {row['chapter']} - {row['chapter_title']}", f"Article {number} - {title}")
+    head: tuple[str, ...] = (f"Chapter {row['chapter']} - {row['chapter_title']}",)
     if row.get("section_title"):
-        head = (head[0], f"Section {row['section']} - {row['section_title']}", head[1])
+        head += (f"Section {row['section']} - {row['section_title']}",)
+    head += (f"Article {number} - {title}",)
     text = str(row["text"]).strip()
     starts = list(_PARAGRAPH.finditer(text))
     sections: list[Section] = []

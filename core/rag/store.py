@@ -251,6 +251,12 @@ class IndexCache:
         with contextlib.suppress(OSError):
             index.save()
 
+    def get_cached_ids(self, collection_id: int) -> set[int] | None:
+        """The chunk ids in this process's cached dense index (None when not cached)."""
+        with self._lock:
+            index = self._indexes.get(collection_id)
+        return None if index is None else index.dense.ids()
+
     def forget(self, collection_id: int | None = None) -> None:
         with self._lock:
             if collection_id is None:

@@ -64,6 +64,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rag_documents")),
         sa.UniqueConstraint("collection_id", "source", name="uq_rag_documents_source"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("rag_documents", schema=None) as batch_op:
         batch_op.create_index(
@@ -132,6 +133,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rag_chunks")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("rag_chunks", schema=None) as batch_op:
         batch_op.create_index(
