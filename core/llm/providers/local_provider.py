@@ -67,6 +67,8 @@ class LocalProvider:
                 provider=self.name,
             )
         model = self._model()
+        # the one-time model load (seconds, more on a busy machine) is not this request's time
+        deadline = time.perf_counter() + request.timeout_s
         sampling = Sampling(temperature=request.temperature, top_p=self._top_p)
         try:
             prompt = model.encode_chat([(m.role, m.content) for m in request.messages])
@@ -75,7 +77,7 @@ class LocalProvider:
                 max_new_tokens=request.max_tokens,
                 sampling=sampling,
                 stop=request.stop,
-                deadline=started + request.timeout_s,
+                deadline=deadline,
             )
             for event in events:
                 if event.done is None:
