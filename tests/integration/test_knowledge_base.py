@@ -357,3 +357,37 @@ def test_cli_ingest_search_and_eval(kb: int, tmp_path: Path) -> None:
     rows = {line.split("|")[1].strip(): line for line in result.output.splitlines() if "|" in line}
     for method in ("lexical (BM25)", "dense (minilm)", "hybrid (zscore alpha=0.5)"):
         assert rows[method].split("|")[2].strip() == "1.0000"  # nDCG@10: both found first
+
+
+def test_a_collection_can_use_openai_embeddings(kb: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The official SDK against the wire-format fake: vectors of the API's dimension are stored
+    and searched; an outage fails the file with a clear error and writes nothing."""
+    from core.config import reload_settings
+    from core.rag.embedders import forget_embedders
+    from tests.fakes import FakeOpenAI, Reply
+
+    with FakeOpenAI() as fake:
+        monkeypatch.setenv("OMNI_OPENAI_API_KEY", fake.api_key)
+        monkeypatch.setenv("OMNI_OPENAI_BASE_URL", f"{fake.url}/v1")
+        reload_settings()
+        forget_embedders()
+        try:
+            c = create_collection(ML, "Vendor", embedding_model="openai:text-embedding-3-small")
+            reports = ingest_files(ML, c.id, [UploadedFile("refunds.md", REFUNDS)])
+            assert [r.status for r in reports] == ["indexed"]
+            assert fake.last.path == "/v1/embeddings"
+            result = search(ML, c.id, "gift cards refunded", k=2)
+            assert result.passages and result.passages[0].source == "refunds.md"
+            fake.script(
+                Reply.error(503, message="overloaded"),
+                Reply.error(503, message="overloaded"),
+                Reply.error(503, message="overloaded"),
+            )
+            failed = ingest_files(ML, c.id, [UploadedFile("security.html", SECURITY)])
+            assert failed[0].status == "failed" and failed[0].message
+            assert [d.source for d in list_documents(ML, c.id)] == ["refunds.md"]
+        finally:
+            forget_embedders()
+            monkeypatch.delenv("OMNI_OPENAI_API_KEY")
+            monkeypatch.delenv("OMNI_OPENAI_BASE_URL")
+            reload_settings()
