@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES_DIR = ROOT / "pages"
 
 # Sidebar sections, in order; "" is the unlabelled top section shared by everyone.
-SECTIONS = ("", "Compliance", "ML", "Finance", "Admin")
+SECTIONS = ("", "Compliance", "Knowledge", "ML", "Finance", "Admin")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,16 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("organisations", "Organisations", ":material/apartment:", "", Permission.ORGS_READ),
     PageSpec("account", "My account", ":material/person:", "", None),
     PageSpec("audit", "Audit log", ":material/receipt_long:", "Compliance", Permission.AUDIT_READ),
+    PageSpec(
+        "knowledge_base",
+        "Knowledge base",
+        ":material/menu_book:",
+        "Knowledge",
+        Permission.RAG_QUERY,
+    ),
+    PageSpec(
+        "kb_documents", "Documents", ":material/folder_open:", "Knowledge", Permission.RAG_MANAGE
+    ),
     PageSpec("llm_compare", "Compare LLMs", ":material/compare:", "ML", Permission.LLM_COMPARE),
     PageSpec("llm_router", "LLM router", ":material/alt_route:", "ML", Permission.LLM_ROUTER_READ),
     PageSpec(

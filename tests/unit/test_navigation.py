@@ -18,9 +18,25 @@ EXPECTED = {
         "llm_compare",
         "llm_router",
         "llm_costs",
+        "knowledge_base",
+        "kb_documents",
     },
-    Role.COMPLIANCE_OFFICER: {"home", "organisations", "account", "audit"},
-    Role.ML_ENGINEER: {"home", "account", "llm_compare", "llm_router"},
+    Role.COMPLIANCE_OFFICER: {
+        "home",
+        "organisations",
+        "account",
+        "audit",
+        "knowledge_base",
+        "kb_documents",
+    },
+    Role.ML_ENGINEER: {
+        "home",
+        "account",
+        "llm_compare",
+        "llm_router",
+        "knowledge_base",
+        "kb_documents",
+    },
     Role.FINANCE: {"home", "organisations", "account", "llm_costs"},
 }
 
@@ -39,4 +55,11 @@ def test_every_page_has_a_script_and_a_known_section() -> None:
 def test_sections_drop_empty_groups() -> None:
     sections = sections_for(Role.FINANCE)
     assert list(sections) == ["", "Finance"]
-    assert list(sections_for(Role.ADMIN)) == ["", "Compliance", "ML", "Finance", "Admin"]
+    assert list(sections_for(Role.ADMIN)) == [
+        "",
+        "Compliance",
+        "Knowledge",
+        "ML",
+        "Finance",
+        "Admin",
+    ]
