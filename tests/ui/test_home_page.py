@@ -5,11 +5,18 @@ import pytest
 from core.auth.roles import Role
 from tests.ui.conftest import roles_allowed, signed_in_app
 
+KB = "Knowledge base, last 7 days"
 CARDS = {
-    Role.ADMIN: ["Accounts", "Audit, last 24 hours", "Customers", "LLM traffic, last 24 hours"],
-    Role.COMPLIANCE_OFFICER: ["Audit, last 24 hours", "Customers"],
+    Role.ADMIN: [
+        "Accounts",
+        "Audit, last 24 hours",
+        "Customers",
+        "LLM traffic, last 24 hours",
+        KB,
+    ],
+    Role.COMPLIANCE_OFFICER: ["Audit, last 24 hours", "Customers", KB],
     Role.FINANCE: ["Customers", "LLM traffic, last 24 hours"],
-    Role.ML_ENGINEER: ["LLM traffic, last 24 hours"],
+    Role.ML_ENGINEER: ["LLM traffic, last 24 hours", KB],
 }
 
 
@@ -28,6 +35,17 @@ def test_home_shows_the_roles_numbers(role: Role) -> None:
         assert 0 < int(metrics["In the EU (GDPR applies)"].replace(",", "")) < 2000
     if role is Role.ADMIN:
         assert metrics["Active users"].endswith(f"/ {len(Role) * 2}")
+    if role is not Role.FINANCE:
+        assert metrics["Collections"] == "1"  # the demo tenant's Regulations (GDPR)
+    else:
+        assert "Collections" not in metrics
     if role is Role.ML_ENGINEER:
-        assert set(metrics) == {"Requests", "Failed attempts", "Spend"}
+        assert set(metrics) == {
+            "Requests",
+            "Failed attempts",
+            "Spend",
+            "Collections",
+            "Questions",
+            "Rated helpful",
+        }
         assert "Customer organisations" not in metrics
