@@ -17,6 +17,7 @@ from core.demo.registry import seed_demo
 from core.errors import Conflict, PermissionDenied
 from core.orgs.countries import countries
 from core.orgs.models import Organisation
+from core.rag.models import Collection
 from tests.helpers import ADMIN
 
 ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
@@ -51,6 +52,7 @@ def test_same_seed_same_tenant_and_passwords_are_never_derived(db_url: str) -> N
     with unit_of_work() as session:
         session.query(Organisation).delete()
         session.query(User).delete()
+        session.query(Collection).delete()  # documents and chunks go with it (ON DELETE CASCADE)
     second = seed_demo(ADMIN, anchor=ANCHOR, seed=7)
     assert _orgs()[0][0] == orgs[0][0] and [o[1:] for o in _orgs()] == [o[1:] for o in orgs]
     assert first.credentials.keys() == second.credentials.keys()
@@ -83,3 +85,23 @@ def test_a_failing_seeder_leaves_nothing_behind(
 def test_only_admins_seed(db_url: str) -> None:
     with pytest.raises(PermissionDenied):
         seed_demo(Actor("fin", Role.FINANCE))
+
+
+def test_demo_regulations_collection_answers_the_access_request_question(db_url: str) -> None:
+    """The GDPR as the demo's "Regulations" collection: every article and recital is a document,
+    and the deadline question finds Article 12(3) first (what the cited answer rests on)."""
+    from core.rag.collections import list_collections
+    from core.rag.retrieval import search
+
+    seed_demo(ADMIN, anchor=ANCHOR)
+    officer = Actor("demo-compliance", Role.COMPLIANCE_OFFICER)
+    [regulations] = list_collections(officer)
+    assert regulations.name == "Regulations" and regulations.documents == 99 + 173
+    hit = search(officer, regulations.id, "How long do we have to answer an access request?")
+    assert hit.relevant
+    top = hit.passages[0]
+    assert (top.source, top.section.rsplit(" > ", 1)[-1]) == ("GDPR Article 12", "Article 12(3)")
+    assert "within one month of receipt of the request" in top.text
+    assert not search(officer, regulations.id, "What is the weather in Paris tomorrow?").relevant
+    with pytest.raises(PermissionDenied):
+        list_collections(Actor("demo-finance", Role.FINANCE))
