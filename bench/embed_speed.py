@@ -8,7 +8,12 @@ batch 64, max length 256, fp32, input order, mean pooling), on the same SciFact 
 
 Prints docs/s for both, the ratio, the max abs difference and min cosine between the two embedding
 sets, and nDCG@10 of both on the SciFact train queries whose relevant documents all lie inside the
-embedded subset (ranking over that subset), so the quality delta is measured, not assumed.
+embedded subset (ranking over that subset), so the quality delta is measured, not assumed. Then
+single-query latency (one `embed([query])` call at a time over up to 300 of those queries, after 20
+warm-up calls) for the project's embedder and the plain model. The embedder runs with its
+defaults (OMNI_EMBED_BACKEND / OMNI_EMBED_PRECISION apply); the first run builds the ONNX model
+into $OMNI_HOME/cache/embeddings during the untimed warm-up. The load average (1 minute) is
+printed before and after the timed part: the 2 cores here are shared with other work.
 """
 
 from __future__ import annotations
@@ -32,7 +37,12 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
-from core.embeddings.minilm import MAX_LENGTH, MiniLMEmbedder, model_dir  # noqa: E402
+from core.embeddings.minilm import (  # noqa: E402
+    MAX_LENGTH,
+    MiniLMEmbedder,
+    _physical_cores,
+    model_dir,
+)
 
 DATA = ROOT.parent / "shared" / "data" / "scifact"
 
@@ -70,6 +80,18 @@ def plain_loop(texts: list[str], tok: Any, model: Any) -> np.ndarray:
     return out
 
 
+def latencies_ms(fn: Any, queries: list[str]) -> tuple[float, float]:
+    """p50 and p95 of fn([q]) over `queries`, one at a time, after 20 warm-up calls."""
+    for q in queries[:20]:
+        fn([q])
+    ms = []
+    for q in queries:
+        t0 = time.perf_counter()
+        fn([q])
+        ms.append((time.perf_counter() - t0) * 1000)
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
+
+
 def ndcg10(
     doc_ids: list[str], docs: np.ndarray, queries: np.ndarray, qrels: list[dict[str, int]]
 ) -> float:
@@ -98,6 +120,16 @@ def subset_queries(doc_ids: list[str]) -> tuple[list[str], list[dict[str, int]]]
     return [text[q] for q in keep], [rels[q] for q in keep]
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=1000, help="how many docs (0 = all 5,183)")
@@ -111,15 +143,18 @@ def main() -> None:
     doc_ids, texts = load_docs(args.docs)
     q_texts, qrels = subset_queries(doc_ids)
     fast = MiniLMEmbedder()
-    fast.embed(texts[:8])  # load + warm-up; also sets the thread count both paths then use
+    fast.embed(texts[:8])  # load + warm-up (the first run also exports the ONNX model)
+    torch.set_num_threads(_physical_cores())  # the peer: one thread per physical core as well
     tok = AutoTokenizer.from_pretrained(model_dir())
     model = AutoModel.from_pretrained(model_dir()).eval()
     plain_loop(texts[:8], tok, model)
     print(
         f"{len(texts)} docs, {len(q_texts)} queries, {torch.get_num_threads()} torch threads, "
-        f"embedder precision {fast.precision} on {fast.device}",
+        f"embedder {fast.backend} {fast.precision} on {fast.device}"
+        + (f" ({fast.onnx_path})" if fast.onnx_path else ""),
         flush=True,
     )
+    load_before = os.getloadavg()[0]
 
     t0 = time.perf_counter()
     ref = plain_loop(texts, tok, model)
@@ -138,6 +173,10 @@ def main() -> None:
     nd_ref = ndcg10(doc_ids, ref, q_ref, qrels)
     nd_got = ndcg10(doc_ids, got, q_got, qrels)
     ratio = t_plain / t_fast
+    lat_q = q_texts[:300]
+    lat_fast = latencies_ms(fast.embed, lat_q)
+    lat_plain = latencies_ms(lambda qs: plain_loop(qs, tok, model), lat_q)
+    load_after = os.getloadavg()[0]
     rows = [
         (
             "plain transformers loop (peer): fp32, batch 64, max len 256, input order",
@@ -147,7 +186,8 @@ def main() -> None:
             f"{nd_ref:.4f}",
         ),
         (
-            f"MiniLMEmbedder ({fast.precision}, length-sorted, token budget {fast.token_budget})",
+            f"MiniLMEmbedder ({fast.backend} {fast.precision}, length-sorted, token budget "
+            f"{fast.token_budget})",
             len(texts) / t_fast,
             t_fast,
             f"{ratio:.2f}x",
@@ -168,16 +208,27 @@ def main() -> None:
         f"delta {nd_got - nd_ref:+.4f}.\n"
         "- Target >= 3x the peer with nDCG@10 within 0.005: speed "
         f"{'met' if ratio >= 3 else 'NOT met'} "
-        f"({ratio:.2f}x), quality {'met' if abs(nd_got - nd_ref) <= 0.005 else 'NOT met'}."
+        f"({ratio:.2f}x), quality {'met' if abs(nd_got - nd_ref) <= 0.005 else 'NOT met'}.\n"
+        f"- Single-query latency over {len(lat_q)} queries, one at a time (p50 / p95 ms): "
+        f"embedder {lat_fast[0]:.2f} / {lat_fast[1]:.2f}, plain model {lat_plain[0]:.2f} / "
+        f"{lat_plain[1]:.2f}.\n"
+        f"- Load average (1 min) before the timed part {load_before:.2f}, after it "
+        f"{load_after:.2f} (2 cores, shared with other work)."
     )
     print("\n".join(table))
     print(summary)
     if args.no_record:
         return
+    try:
+        import onnxruntime
+
+        ort_version = f", onnxruntime {onnxruntime.__version__}"
+    except ImportError:
+        ort_version = ""
     machine = (
-        f"{os.cpu_count()}-core {platform.machine()} {platform.system()}, "
+        f"{os.cpu_count()}-core {platform.machine()} {platform.system()} ({cpu_name()}), "
         f"{torch.get_num_threads()} torch threads, Python {platform.python_version()}, "
-        f"torch {torch.__version__}, transformers {transformers.__version__}"
+        f"torch {torch.__version__}, transformers {transformers.__version__}{ort_version}"
     )
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     section = (
@@ -185,7 +236,8 @@ def main() -> None:
         f"Method: `.venv/bin/python bench/embed_speed.py --docs {args.docs}`. The first "
         f'{len(texts)} SciFact abstracts (title + " " + text), one process, each path warmed up '
         "once, then the peer and the project's embedder timed on the same texts (wall clock, "
-        "tokenisation included). Other processes shared this machine: compare the ratio.\n\n"
+        f"tokenisation included); the embedder with its defaults ({fast.backend} "
+        f"{fast.precision}). Other processes shared this machine: compare the ratio.\n\n"
         + "\n".join(table)
         + "\n\n"
         + summary
