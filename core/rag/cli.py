@@ -229,3 +229,87 @@ def eval_(
         f"{report.queries:,} judged queries, model {report.model}"
     )
     typer.echo(report.table())
+
+
+@rag_app.command("tune")
+def tune_cmd(
+    dataset_dir: Annotated[
+        Path | None, typer.Argument(help="BEIR data (its qrels are the judgements)")
+    ] = None,
+    name: Annotated[str, typer.Option(help="registered model name suffix")] = "default",
+    collection: Annotated[
+        str | None, typer.Option("--collection", "-c", help="tune on this collection's ratings")
+    ] = None,
+    split: str = "train",
+    held_out: Annotated[float, typer.Option(help="share of queries kept out for evaluation")] = 0.2,
+    epochs: int = 1,
+    batch_size: int = 32,
+    learning_rate: Annotated[float | None, typer.Option(help="default: TuneConfig's")] = None,
+    max_length: Annotated[int | None, typer.Option(help="tokens per text in training")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="stop after N steps")] = None,
+    evaluate: Annotated[bool, typer.Option(help="score held-out queries before/after")] = True,
+) -> None:
+    """Fine-tune the embedding model (contrastive, in-batch negatives) on relevance judgements,
+    log the run and register the model in MLflow. CUDA when present."""
+    from core.rag.adaptation import tune_on_dataset, tune_on_ratings
+    from core.rag.tune import TuneConfig
+
+    overrides: dict[str, float | int] = {}
+    if learning_rate is not None:
+        overrides["learning_rate"] = learning_rate
+    if max_length is not None:
+        overrides["max_length"] = max_length
+    config = TuneConfig(epochs=epochs, batch_size=batch_size, max_steps=max_steps, **overrides)  # type: ignore[arg-type]
+
+    def progress(step: int, total: int, loss: float) -> None:
+        if step == total or step % 10 == 0:
+            typer.echo(f"step {step}/{total} loss {loss:.4f}", err=True)
+
+    with reported():
+        if (dataset_dir is None) == (collection is None):
+            from core.errors import ValidationError
+
+            raise ValidationError("Give either a BEIR DATASET_DIR or --collection (its ratings).")
+        if collection is not None:
+            result = tune_on_ratings(
+                cli_actor(),
+                _collection_id(collection),
+                name=name,
+                config=config,
+                progress=progress,
+            )
+        else:
+            assert dataset_dir is not None
+            result = tune_on_dataset(
+                cli_actor(),
+                dataset_dir,
+                name=name,
+                split=split,
+                held_out=held_out,
+                config=config,
+                progress=progress,
+            )
+    typer.echo(
+        f"Registered {result.ref} (run {result.run_id}): {result.train.pairs} pairs, "
+        f"{result.train.steps} steps on {result.train.device} in {result.train.seconds:.0f} s."
+    )
+    for key, value in sorted(result.metrics.items()):
+        typer.echo(f"  {key}: {value:.4f}")
+    typer.echo(f"Switch a collection to it: omni rag reembed -c NAME --model tuned:{result.ref}")
+
+
+@rag_app.command("reembed")
+def reembed(
+    collection: CollectionOpt,
+    model: Annotated[str, typer.Option(help="minilm, tuned:NAME/VERSION or openai:MODEL")],
+) -> None:
+    """Switch a collection to another embedding model, re-embedding all its chunks."""
+    from core.rag.ingest import switch_embedding_model
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 512 < 64:
+            typer.echo(f"re-embedded {done:,}/{total:,}", err=True)
+
+    with reported():
+        count = switch_embedding_model(cli_actor(), _collection_id(collection), model, progress)
+    typer.echo(f"'{collection}' now uses {model}: {count:,} chunks re-embedded.")

@@ -30,7 +30,12 @@ from core.llm.ledger import LEDGER
 from core.llm.providers import PROVIDERS
 from core.rag import ingest as ingest_module
 from core.rag.answers import ask, ask_stream, query_log, rate_answer
-from core.rag.collections import create_collection, delete_collection, update_collection
+from core.rag.collections import (
+    create_collection,
+    delete_collection,
+    list_collections,
+    update_collection,
+)
 from core.rag.ingest import UploadedFile, delete_document, ingest_files, list_documents
 from core.rag.models import Chunk, Document, QueryLog
 from core.rag.retrieval import Filters, search
@@ -391,3 +396,65 @@ def test_a_collection_can_use_openai_embeddings(kb: int, monkeypatch: pytest.Mon
             monkeypatch.delenv("OMNI_OPENAI_API_KEY")
             monkeypatch.delenv("OMNI_OPENAI_BASE_URL")
             reload_settings()
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+def test_cli_tunes_on_beir_and_a_collection_switches_to_the_tuned_model(
+    sqlite_db: str, tmp_path: Path
+) -> None:
+    """`omni rag tune` registers a model in MLflow; `omni rag reembed` moves a collection onto
+    it (every chunk re-embedded in one transaction); search keeps working; both are audited."""
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    topics = ["refund", "password", "laptop", "holiday", "expense", "badge", "printer", "vpn"]
+    (beir / "corpus.jsonl").write_text(
+        "\n".join(
+            json.dumps({"_id": f"d{i}", "title": t, "text": f"Policy about the {t} process."})
+            for i, t in enumerate(topics)
+        )
+    )
+    (beir / "queries.jsonl").write_text(
+        "\n".join(
+            json.dumps({"_id": f"q{i}", "text": f"how does the {t} work"})
+            for i, t in enumerate(topics)
+        )
+    )
+    (beir / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(len(topics)))
+    )
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        [
+            "rag",
+            "tune",
+            str(beir),
+            "--name",
+            "omni-embeddings-test",
+            "--batch-size",
+            "4",
+            "--max-steps",
+            "1",
+            "--max-length",
+            "32",
+            "--no-evaluate",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Registered omni-embeddings-test/1" in result.output
+    create_collection(ML, "Policies", roles=["ml_engineer"])
+    docs = tmp_path / "refunds.md"
+    docs.write_bytes(REFUNDS)
+    assert runner.invoke(app, ["rag", "ingest", str(docs), "-c", "Policies"]).exit_code == 0
+    result = runner.invoke(
+        app, ["rag", "reembed", "-c", "Policies", "--model", "tuned:omni-embeddings-test/1"]
+    )
+    assert result.exit_code == 0, result.output
+    [info] = list_collections(ML)
+    assert info.embedding_model == "tuned:omni-embeddings-test/1"
+    hit = search(ML, info.id, "gift cards refunded", k=2)
+    assert hit.passages and hit.passages[0].source.endswith("refunds.md")
+    actions = {e.action for e in audit(AuditFilter(actions=["rag.tune", "rag.collection.reembed"]))}
+    assert actions == {"rag.tune", "rag.collection.reembed"}
+    bad = runner.invoke(app, ["rag", "reembed", "-c", "Policies", "--model", "tuned:nope/9"])
+    assert bad.exit_code == 1 and "Error" in bad.output
