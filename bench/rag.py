@@ -63,7 +63,10 @@ Fuser = Callable[[Ranked, Ranked], Ranked]
 def corpus_embeddings(doc_keys: list[str], texts: list[str]) -> tuple[np.ndarray, float | None]:
     """(n, 384) embeddings, from the cache when it matches these documents."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    npy, ids_file = CACHE / "scifact_corpus_minilm.npy", CACHE / "scifact_corpus_minilm.ids.txt"
+    embedder = shared_embedder()
+    embedder.embed(["warm-up"])  # resolves the backend and precision the cache is keyed by
+    tag = f"scifact_corpus_minilm_{embedder.backend}_{embedder.precision}"
+    npy, ids_file = CACHE / f"{tag}.npy", CACHE / f"{tag}.ids.txt"
     if npy.is_file() and ids_file.is_file() and ids_file.read_text().split() == doc_keys:
         emb = np.load(npy)
         if emb.shape == (len(texts), 384):
@@ -187,7 +190,8 @@ def main() -> None:
         {q: as_keys(r[:TOP]) for q, r in zip(qkeys, lex_runs, strict=True)},
     )
     score(
-        "dense: MiniLM exact IP (= peer plain MiniLM)",
+        f"dense: project MiniLM ({shared_embedder().backend} {shared_embedder().precision}), "
+        "exact IP",
         {q: as_keys(r[:TOP]) for q, r in zip(qkeys, dense_runs, strict=True)},
     )
 
@@ -275,10 +279,11 @@ Method: `.venv/bin/python bench/rag.py --depth {depth} --record` on `../shared/d
 (5,183 abstracts), the {len(qkeys)} judged queries of `qrels/train.tsv`. Documents are
 title + " " + text. Lexical: project `LexicalIndex` (bm25s {bm25s.__version__}, BM25 Lucene
 k1=1.5 b=0.75, English stopwords, PyStemmer {getattr(Stemmer, "__version__", "3.1.0")}
-English). Dense: MiniLM (core.embeddings, mean pooling, max length 256) with exact
-inner-product search in numpy. Hybrid: top {depth}
-from each, fused to {TOP}. Peers in the same run: plain bm25s with its README recipe, and plain
-MiniLM (the dense row; same embeddings, exact search). The best fusion is chosen from a grid of
+English). Dense: MiniLM (core.embeddings, backend {shared_embedder().backend}, precision
+{shared_embedder().precision}, mean pooling, max length 256) with exact inner-product search in
+numpy. Hybrid: top {depth} from each, fused to {TOP}. Peer in the same run: plain bm25s with its
+README recipe (plain fp32 MiniLM against the project embedder: bench/embed_speed.py).
+The best fusion is chosen from a grid of
 {len(grid)} (RRF k in 5..100 x dense weight 0.3..0.7; min-max / z-score score fusion x alpha
 0.2..0.8) by 5-fold cross-validation over the train queries (pick on 4 folds by nDCG@10, score
 the 5th; mean of out-of-fold scores). Folds picked: {picks}. The in-sample row is the same grid's
