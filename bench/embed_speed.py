@@ -37,6 +37,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.machine_info import cpu_name  # noqa: E402
 from core.embeddings.minilm import (  # noqa: E402
     MAX_LENGTH,
     MiniLMEmbedder,
@@ -118,16 +119,6 @@ def subset_queries(doc_ids: list[str]) -> tuple[list[str], list[dict[str, int]]]
             text[str(q["_id"])] = q["text"]
     keep = [q for q, rel in rels.items() if q in text and rel and set(rel) <= present]
     return [text[q] for q in keep], [rels[q] for q in keep]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

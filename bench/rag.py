@@ -24,7 +24,6 @@ import argparse
 import datetime as dt
 import importlib
 import os
-import platform
 import random
 import statistics
 import sys
@@ -43,6 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.machine_info import load_average, machine  # noqa: E402
 from core.embeddings.minilm import shared_embedder  # noqa: E402
 from core.rag.beir import load_beir  # noqa: E402
 from core.rag.fusion import alpha_fusion, reciprocal_rank_fusion  # noqa: E402
@@ -107,21 +107,6 @@ def configs() -> list[tuple[str, Fuser]]:
 
 def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()}-core {platform.machine()} {platform.system()} ({cpu}), "
-        f"Python {platform.python_version()}"
-    )
 
 
 def main() -> None:
@@ -262,7 +247,7 @@ def main() -> None:
     print()
     print(latency)
     print(f"\nfolds picked: {picks}; grid of {len(grid)} configs scored in {grid_s:.1f} s")
-    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    load = load_average()
     print(f"load average (1/5/15 min): {load}")
     print(
         f"lexical build {lexical_build_s:.2f} s, peer build {peer_build_s:.2f} s, "

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.machine_info import load_average, machine  # noqa: E402
 from core.config import reload_settings  # noqa: E402
 from core.embeddings.minilm import MiniLMEmbedder  # noqa: E402
 from core.rag.beir import load_beir  # noqa: E402
@@ -72,21 +72,6 @@ def base_corpus_embeddings(
     np.save(npy, emb)
     ids_file.write_text("\n".join(doc_keys) + "\n")
     return emb, seconds
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()}-core {platform.machine()} {platform.system()} ({cpu}), "
-        f"Python {platform.python_version()}"
-    )
 
 
 def main() -> None:
@@ -174,7 +159,7 @@ def main() -> None:
         [header]
         + [f"| {name} | " + " | ".join(f"{v[k]:.4f}" for k in METRICS) + " |" for name, v in rows]
     )
-    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    load = load_average()
     train = result.train
     training = (
         f"training: {train.steps} steps ({config.epochs} epoch(s), batch {config.batch_size}, "
