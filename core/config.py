@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     stripe_api_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
+    # PII anonymisation: AES key (16, 24 or 32 bytes) for reversible encryption, and the salt that
+    # makes hashed values linkable across a dataset (unset: a random salt per value)
+    pii_encryption_key: SecretStr | None = None
+    pii_hash_salt: SecretStr | None = None
 
     # Accounts
     password_min_length: int = Field(default=12, ge=8, le=128)
