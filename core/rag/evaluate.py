@@ -55,6 +55,14 @@ class EvalReport:
         return "\n".join(lines)
 
 
+def dense_top(scores: npt.NDArray[Any], k: int) -> list[tuple[int, float]]:
+    """The `k` best (index, score) of one row of exact scores, best first (stable on ties)."""
+    k = min(k, scores.shape[0])
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [(int(i), float(scores[i])) for i in top]
+
+
 def _corpus_embeddings(model: str, texts: list[str], progress: Progress | None) -> npt.NDArray[Any]:
     digest = hashlib.sha256(model.encode())
     for text in texts:
@@ -123,12 +131,7 @@ def evaluate_dataset(
     started = time.perf_counter()
     emb = _corpus_embeddings(model, texts, progress)
     qemb = embedder_for(model).embed([judged[q] for q in qkeys])
-    dense_runs = []
-    for row in qemb @ emb.T:
-        k = min(depth, row.shape[0])
-        top = np.argpartition(-row, k - 1)[:k]
-        top = top[np.argsort(-row[top], kind="stable")]
-        dense_runs.append([(int(i), float(row[i])) for i in top])
+    dense_runs = [dense_top(row, depth) for row in qemb @ emb.T]
     seconds["dense"] = time.perf_counter() - started
 
     def fused(d: list[tuple[int, float]], lx: list[tuple[int, float]]) -> list[tuple[int, float]]:

@@ -18,6 +18,9 @@ evaluation split when one is given, the model directory as artifacts (`model/`),
 of the registered model. `tuned_model_path("name/3")` or `("name@alias")` gives the local directory
 back (the artifact store itself when it is local, else a download cached under
 `$OMNI_HOME/models/<name>/<version>/`).
+
+Training pairs and hard negatives live in `core.rag.tune_pairs`, the before/after retrieval
+evaluation in `core.rag.tune_eval`; both are re-exported here for callers.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,19 +40,37 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-import numpy as np
-import numpy.typing as npt
-
 from core.config import Settings, get_settings
-from core.embeddings.minilm import MiniLMEmbedder, _physical_cores, model_dir
+from core.embeddings.minilm import _physical_cores, model_dir
 from core.errors import ConfigurationError, NotFound, ValidationError
 from core.mlops.tracking import Tracking, configure_mlflow, experiment_id
-from core.rag.beir import BeirDataset
-from core.rag.fusion import alpha_fusion
-from core.rag.lexical import LexicalIndex
-from core.rag.metrics import evaluate
+from core.rag.tune_eval import EVAL_DEPTH, EVAL_TOP, RetrievalEval, evaluate_retrieval
+from core.rag.tune_pairs import (
+    Pair,
+    clean_pairs,
+    mine_hard_negatives,
+    pairs_from_beir,
+    positives_by_query,
+    split_queries,
+)
 
-Pair = tuple[str, str]
+# the pieces callers import from here (`omni rag tune`, tests, the benchmark)
+__all__ = [
+    "EVAL_DEPTH",
+    "EVAL_TOP",
+    "RetrievalEval",
+    "TuneConfig",
+    "TuneResult",
+    "clean_pairs",
+    "evaluate_retrieval",
+    "mine_hard_negatives",
+    "pairs_from_beir",
+    "split_queries",
+    "train_embedder",
+    "tune",
+    "tuned_model_path",
+]
+
 Progress = Callable[[int, int, float], None]
 
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -57,9 +78,6 @@ DEFAULT_NAME = "omni-embeddings-custom"
 META_FILE = "omni_tune.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _REF = re.compile(r"^(?P<name>[^/@\s]+)(?:/(?P<version>[0-9]+)|@(?P<alias>[A-Za-z0-9_\-]+))$")
-# evaluation: candidates per retriever before fusion, fused ranking length (see bench/rag.py)
-EVAL_DEPTH = 1000
-EVAL_TOP = 100
 
 
 @dataclass(frozen=True)
@@ -113,20 +131,6 @@ class TrainStats:
 
 
 @dataclass(frozen=True)
-class RetrievalEval:
-    """Score retrieval on `query_ids` of `dataset` (their qrels) over its whole corpus: dense
-    (exact inner product) and, with `hybrid`, z-score alpha 0.5 fusion with BM25, top `depth`
-    from each fused to 100. `base_corpus_embeddings` (the untuned model's corpus embeddings, in
-    corpus order) saves re-embedding the corpus for the "before" figures."""
-
-    dataset: BeirDataset
-    query_ids: Sequence[str]
-    hybrid: bool = True
-    depth: int = EVAL_DEPTH
-    base_corpus_embeddings: npt.NDArray[Any] | None = None
-
-
-@dataclass(frozen=True)
 class TuneResult:
     name: str
     version: int
@@ -138,95 +142,6 @@ class TuneResult:
     @property
     def ref(self) -> str:
         return f"{self.name}/{self.version}"
-
-
-# ---------------------------------------------------------------------------------------- pairs
-
-
-def pairs_from_beir(dataset: BeirDataset, query_ids: Collection[str] | None = None) -> list[Pair]:
-    """(query text, title + " " + text) for every judgement with relevance > 0, in qrels order;
-    only the queries in `query_ids` when given (a training split)."""
-    wanted = set(query_ids) if query_ids is not None else None
-    pairs: list[Pair] = []
-    for qid, judged in dataset.qrels.items():
-        if (wanted is not None and qid not in wanted) or qid not in dataset.queries:
-            continue
-        for doc_id, rel in judged.items():
-            if rel > 0 and doc_id in dataset.corpus:
-                pairs.append((dataset.queries[qid], dataset.corpus[doc_id].full_text))
-    return pairs
-
-
-def clean_pairs(pairs: Sequence[Pair]) -> list[Pair]:
-    """Whitespace-stripped pairs with both sides non-empty, duplicates dropped, order kept.
-    Raises `ValidationError` when nothing is left."""
-    if isinstance(pairs, str | bytes):
-        raise ValidationError("Training pairs must be a list of (query, passage) tuples.")
-    seen: set[Pair] = set()
-    out: list[Pair] = []
-    for item in pairs:
-        if not isinstance(item, tuple | list) or len(item) != 2:
-            raise ValidationError(
-                f"Training pairs must be (query, passage) tuples, got {type(item).__name__}."
-            )
-        query, passage = item
-        if not isinstance(query, str) or not isinstance(passage, str):
-            raise ValidationError("Training pairs must hold text: (query, passage) strings.")
-        pair = (query.strip(), passage.strip())
-        if pair[0] and pair[1] and pair not in seen:
-            seen.add(pair)
-            out.append(pair)
-    if not out:
-        raise ValidationError(
-            "No training pairs: fine-tuning needs at least one (question, relevant passage) pair."
-        )
-    return out
-
-
-def split_queries(
-    query_ids: Sequence[str], held_out: float = 0.2, seed: int = 0
-) -> tuple[list[str], list[str]]:
-    """Deterministic (tune, held-out) split of query ids: sorted, shuffled with `seed`, the last
-    `held_out` fraction held out. Both parts keep the sorted order."""
-    if not 0 < held_out < 1:
-        raise ValidationError(f"held_out must be a fraction in (0, 1), got {held_out}.")
-    order = sorted(set(query_ids))
-    random.Random(seed).shuffle(order)  # noqa: S311 - a data split, not a secret
-    cut = len(order) - max(1, round(len(order) * held_out))
-    if cut < 1:
-        raise ValidationError("Too few queries to split into a tuning and a held-out part.")
-    return sorted(order[:cut]), sorted(order[cut:])
-
-
-def mine_hard_negatives(pairs: Sequence[Pair], corpus: Sequence[str] | None = None) -> list[str]:
-    """One BM25 hard negative per pair: the best-ranked passage of `corpus` (default: the pairs'
-    own passages) that is not a positive of that query (""  when there is none)."""
-    passages = list(dict.fromkeys(corpus if corpus is not None else (p for _, p in pairs)))
-    positives = _positives(pairs)
-    if len(passages) < 2:
-        return ["" for _ in pairs]
-    index = LexicalIndex()
-    index.build(list(range(len(passages))), passages)
-    depth = min(len(passages), 50)
-    by_query: dict[str, str] = {}
-    out: list[str] = []
-    for query, _ in pairs:
-        if query not in by_query:
-            choice = ""
-            for doc, _score in index.search(query, depth):
-                if passages[doc] not in positives[query]:
-                    choice = passages[doc]
-                    break
-            by_query[query] = choice
-        out.append(by_query[query])
-    return out
-
-
-def _positives(pairs: Sequence[Pair]) -> dict[str, set[str]]:
-    positives: dict[str, set[str]] = {}
-    for query, passage in pairs:
-        positives.setdefault(query, set()).add(passage)
-    return positives
 
 
 # ------------------------------------------------------------------------------------- training
@@ -272,7 +187,7 @@ def train_embedder(
     tokenizer: Any = AutoTokenizer.from_pretrained(source)
     model: Any = AutoModel.from_pretrained(source).to(device)
     model.train()
-    positives = _positives(pairs)
+    positives = positives_by_query(pairs)
 
     steps_per_epoch = len(_batches(len(pairs), config.batch_size, config.seed))
     total = steps_per_epoch * config.epochs
@@ -371,67 +286,6 @@ def train_embedder(
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return TrainStats(steps=step, losses=losses, seconds=seconds, device=device, pairs=len(pairs))
-
-
-# ----------------------------------------------------------------------------------- evaluation
-
-
-def _dense_top(scores: npt.NDArray[Any], k: int) -> list[tuple[int, float]]:
-    k = min(k, scores.shape[0])
-    top = np.argpartition(-scores, k - 1)[:k]
-    top = top[np.argsort(-scores[top], kind="stable")]
-    return [(int(i), float(scores[i])) for i in top]
-
-
-def evaluate_retrieval(
-    dataset: BeirDataset,
-    query_ids: Sequence[str],
-    model_path: str | Path | None = None,
-    *,
-    hybrid: bool = True,
-    depth: int = EVAL_DEPTH,
-    corpus_embeddings: npt.NDArray[Any] | None = None,
-    lexical: LexicalIndex | None = None,
-) -> dict[str, float]:
-    """nDCG@10, Recall@100, MRR@10 of `query_ids` over the whole corpus of `dataset` with the
-    embedder at `model_path` (None: the bundled model): keys "dense_ndcg@10", ... and, with
-    `hybrid`, "hybrid_ndcg@10", ... (the project's fusion: z-score alpha 0.5, top `depth` from
-    dense and BM25 each, fused to 100). Queries without a relevant judgement are skipped."""
-    judged = dataset.judged_queries()
-    qids = [q for q in query_ids if q in judged]
-    if not qids:
-        raise ValidationError("Evaluation: none of the query ids has a relevant judgement.")
-    doc_keys = list(dataset.corpus)
-    texts = [dataset.corpus[k].full_text for k in doc_keys]
-    embedder = MiniLMEmbedder(model_path=model_path)
-    emb = corpus_embeddings if corpus_embeddings is not None else embedder.embed(texts)
-    if emb.shape[0] != len(doc_keys):
-        raise ValidationError(
-            f"Evaluation: {emb.shape[0]} corpus embeddings for {len(doc_keys)} documents."
-        )
-    qemb = embedder.embed([judged[q] for q in qids])
-    qrels = {q: dict(dataset.qrels[q]) for q in qids}
-    dense_runs = [_dense_top(row, depth) for row in qemb @ emb.T]
-    out: dict[str, float] = {}
-    rankings = {
-        q: [doc_keys[i] for i, _ in r[:EVAL_TOP]] for q, r in zip(qids, dense_runs, strict=True)
-    }
-    out.update({f"dense_{k}": v for k, v in evaluate(rankings, qrels).items()})
-    if hybrid:
-        if lexical is None:
-            lexical = LexicalIndex()
-            lexical.build(list(range(len(texts))), texts)
-        fused = {
-            q: [
-                doc_keys[i]
-                for i, _ in alpha_fusion(
-                    d, lexical.search(judged[q], depth), 0.5, "zscore", limit=EVAL_TOP
-                )
-            ]
-            for q, d in zip(qids, dense_runs, strict=True)
-        }
-        out.update({f"hybrid_{k}": v for k, v in evaluate(fused, qrels).items()})
-    return out
 
 
 def _metric_key(name: str) -> str:
