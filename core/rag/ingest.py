@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import PurePath
 from typing import Any, Literal
@@ -115,24 +115,12 @@ def ingest_files(
                     upload.name, "failed", f"Unexpected error ({type(exc).__name__}); see the log."
                 )
             seconds = (utcnow() - started).total_seconds()
-            reports.append(_with_seconds(report, seconds))
+            reports.append(replace(report, seconds=round(seconds, 3)))
         if progress is not None:
             progress(total, total, "", "done")
     finally:
         _finish_indexes(collection_id)
     return reports
-
-
-def _with_seconds(report: IngestReport, seconds: float) -> IngestReport:
-    return IngestReport(
-        report.source,
-        report.status,
-        report.message,
-        report.document_id,
-        report.chunks,
-        report.embedded,
-        round(seconds, 3),
-    )
 
 
 def _warm_index(actor: Actor, collection_id: int) -> None:
@@ -221,11 +209,16 @@ def ingest_extracted(
     pieces = _unique_chunks(chunk(doc, max_chars=chunk_chars, overlap_chars=overlap))
     if not pieces:
         raise ValidationError(f"{source} has no text to index.")
-    vectors = _vectors_for(collection_id, model, dimension, pieces, progress, position, source)
+    vectors, embedded = _vectors_for(
+        collection_id, model, dimension, pieces, progress, position, source
+    )
     dimension = int(vectors.shape[1])
     if progress is not None:
         progress(position[0], position[1], source, "indexing")
-    return _commit(actor, collection_id, source, doc, pieces, vectors, sha256, size_bytes, doc_date)
+    report = _commit(
+        actor, collection_id, source, doc, pieces, vectors, sha256, size_bytes, doc_date
+    )
+    return replace(report, embedded=embedded)
 
 
 def _vectors_for(
@@ -236,9 +229,9 @@ def _vectors_for(
     progress: Progress | None,
     position: tuple[int, int],
     source: str,
-) -> npt.NDArray[Any]:
+) -> tuple[npt.NDArray[Any], int]:
     """One unit vector per chunk: stored ones for texts the collection holds, the model's for
-    the rest."""
+    the rest; and how many needed the model."""
     hashes = [p.content_hash for p in pieces]
     known: dict[str, bytes] = {}
     with unit_of_work(read_only=True) as session:
@@ -272,7 +265,7 @@ def _vectors_for(
             out[i] = fresh[by_position[i]]
         else:
             out[i] = vector_from(known[p.content_hash], dimension)
-    return out
+    return out, len(todo)
 
 
 def embed_text(section: str, text: str) -> str:

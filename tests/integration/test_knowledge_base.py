@@ -146,6 +146,8 @@ def test_a_batch_indexes_good_files_and_reports_each_bad_one(kb: int) -> None:
     assert "unsupported type" in messages["tool.exe"]
     assert "UTF-8" in messages["latin.txt"]
     assert steps[-1][3] == "done" and any("embedding" in s[3] for s in steps)
+    indexed = [r for r in reports if r.status == "indexed"]
+    assert all(r.embedded == r.chunks > 0 for r in indexed)  # a new collection reuses nothing
     # nothing half-indexed: exactly the four good documents, and their chunks, exist
     docs = {d.source: d for d in list_documents(ML, kb)}
     assert set(docs) == {"refunds.md", "security.html", "handbook.docx", "manual.pdf"}
