@@ -12,6 +12,15 @@ from core.llm.models import (
     RouterConfigVersion,
 )
 from core.orgs.models import Organisation
+from core.privacy.models import (
+    ConsentEvent,
+    ConsentPurpose,
+    DataRequest,
+    DataSubject,
+    ErasureStep,
+    RetentionPolicy,
+    RetentionRun,
+)
 from core.rag.models import Chunk, Collection, Document, QueryLog
 
 __all__ = [
@@ -23,12 +32,19 @@ __all__ = [
     "Collection",
     "CompareResult",
     "CompareRun",
+    "ConsentEvent",
+    "ConsentPurpose",
+    "DataRequest",
+    "DataSubject",
     "Document",
+    "ErasureStep",
     "LLMBudget",
     "LLMPrice",
     "LLMUsage",
     "Organisation",
     "QueryLog",
+    "RetentionPolicy",
+    "RetentionRun",
     "RouterConfigVersion",
     "User",
 ]

@@ -40,6 +40,12 @@ class Permission(StrEnum):
     RAG_QUERY = "rag.query"  # search and ask the collections open to one's role
     RAG_MANAGE = "rag.manage"  # create collections, upload and delete documents, read query logs
     RAG_TUNE = "rag.tune"  # evaluate retrieval, fine-tune embedding models
+    PRIVACY_READ = "privacy.read"  # data subjects, consent state and history, requests, policies
+    CONSENT_MANAGE = "privacy.consent.manage"  # record consent events, bulk review actions
+    DSR_MANAGE = "privacy.dsr.manage"  # open, verify, assign, extend, export, close requests
+    DSR_ERASE = "privacy.dsr.erase"  # run an erasure across every data source
+    RETENTION_MANAGE = "privacy.retention.manage"  # edit policies, enforce retention
+    PII_SCAN = "privacy.pii.scan"  # scan text, datasets and documents; anonymise datasets
 
 
 _EVERYTHING = frozenset(Permission)
@@ -55,6 +61,12 @@ PERMISSION_MATRIX: dict[Role, frozenset[Permission]] = {
             Permission.LLM_USE,
             Permission.RAG_QUERY,
             Permission.RAG_MANAGE,
+            Permission.PRIVACY_READ,
+            Permission.CONSENT_MANAGE,
+            Permission.DSR_MANAGE,
+            Permission.DSR_ERASE,
+            Permission.RETENTION_MANAGE,
+            Permission.PII_SCAN,
         }
     ),
     Role.ML_ENGINEER: frozenset(
@@ -67,6 +79,7 @@ PERMISSION_MATRIX: dict[Role, frozenset[Permission]] = {
             Permission.RAG_QUERY,
             Permission.RAG_MANAGE,
             Permission.RAG_TUNE,
+            Permission.PII_SCAN,  # training data is anonymised before it reaches a model
         }
     ),
     Role.FINANCE: frozenset(

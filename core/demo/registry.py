@@ -26,7 +26,13 @@ from core.db import unit_of_work
 from core.orgs.models import Organisation
 
 # Order matters: later seeders read what earlier ones wrote (organisations before their usage).
-SEEDER_MODULES = ["core.auth.seed", "core.orgs.seed", "core.llm.seed", "core.rag.seed"]
+SEEDER_MODULES = [
+    "core.auth.seed",
+    "core.orgs.seed",
+    "core.llm.seed",
+    "core.rag.seed",
+    "core.privacy.seed",
+]
 
 
 @dataclass

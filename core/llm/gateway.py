@@ -81,10 +81,18 @@ def reload_router(*, keep_state: bool = True) -> None:
 
 
 def _context(
-    actor: Actor, team: str | None, customer_id: int | None, use_cache: bool
+    actor: Actor,
+    team: str | None,
+    customer_id: int | None,
+    use_cache: bool,
+    end_user: str | None = None,
 ) -> CallContext:
     return CallContext(
-        actor=actor, team=clean_text(team or "", 64), customer_id=customer_id, use_cache=use_cache
+        actor=actor,
+        team=clean_text(team or "", 64),
+        customer_id=customer_id,
+        use_cache=use_cache,
+        end_user=clean_text(end_user, 128) or None if end_user else None,
     )
 
 
@@ -96,9 +104,11 @@ def chat(
     team: str | None = None,
     customer_id: int | None = None,
     use_cache: bool = True,
+    end_user: str | None = None,
 ) -> ChatResult:
     require(actor, Permission.LLM_USE, action="llm.chat", target=alias)
-    return get_router().chat(alias, request, _context(actor, team, customer_id, use_cache))
+    context = _context(actor, team, customer_id, use_cache, end_user)
+    return get_router().chat(alias, request, context)
 
 
 def stream(
@@ -109,9 +119,11 @@ def stream(
     team: str | None = None,
     customer_id: int | None = None,
     use_cache: bool = True,
+    end_user: str | None = None,
 ) -> Iterator[StreamEvent]:
     require(actor, Permission.LLM_USE, action="llm.chat", target=alias)
-    return get_router().stream(alias, request, _context(actor, team, customer_id, use_cache))
+    context = _context(actor, team, customer_id, use_cache, end_user)
+    return get_router().stream(alias, request, context)
 
 
 def stream_deployment(

@@ -40,6 +40,7 @@ class UsageRecord:
     model: str
     status: str  # "ok" or an LLMError kind
     customer_id: int | None = None
+    end_user: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
     cost_micros: int = 0

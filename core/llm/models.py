@@ -27,6 +27,9 @@ class LLMUsage(Base):
     customer_id: Mapped[int | None] = mapped_column(
         ForeignKey("organisations.id", ondelete="SET NULL"), index=True
     )
+    # the customer's own id for the person behind the call (OpenAI's `user`); data-subject
+    # requests find and erase a person's rows by it
+    end_user: Mapped[str | None] = mapped_column(String(128), index=True)
     alias: Mapped[str] = mapped_column(String(64))
     deployment: Mapped[str] = mapped_column(String(64), index=True)
     provider: Mapped[str] = mapped_column(String(32))

@@ -52,6 +52,7 @@ class CallContext:
     team: str = ""  # defaults to the actor's role: budgets per team then work with no set-up
     customer_id: int | None = None
     use_cache: bool = True
+    end_user: str | None = None  # the customer's id for the person the call serves
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -503,6 +504,7 @@ class Router:
                 actor=ctx.actor.username,
                 team=ctx.team_name,
                 customer_id=ctx.customer_id,
+                end_user=ctx.end_user,
                 alias=name,
                 deployment=(result.deployment if result else deployment)
                 or (

@@ -33,6 +33,12 @@ EXPECTED: dict[Permission, set[Role]] = {
     Permission.RAG_QUERY: {A, C, M},
     Permission.RAG_MANAGE: {A, C, M},
     Permission.RAG_TUNE: {A, M},
+    Permission.PRIVACY_READ: {A, C},
+    Permission.CONSENT_MANAGE: {A, C},
+    Permission.DSR_MANAGE: {A, C},
+    Permission.DSR_ERASE: {A, C},
+    Permission.RETENTION_MANAGE: {A, C},
+    Permission.PII_SCAN: {A, C, M},
 }
 
 
