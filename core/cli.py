@@ -12,6 +12,7 @@ import typer
 
 from core.cli_support import cli_actor, reported
 from core.config import get_settings
+from core.privacy.cli import privacy_app
 from core.rag.cli import rag_app
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ for sub, name in (
     (audit_app, "audit"),
     (demo_app, "demo"),
     (rag_app, "rag"),
+    (privacy_app, "privacy"),
 ):
     app.add_typer(sub, name=name)
 

@@ -122,7 +122,8 @@ def _reasons(
     return found
 
 
-def _queue(session: Session, now: datetime) -> list[ReviewItem]:
+def queue_in(session: Session, now: datetime) -> list[ReviewItem]:
+    """The whole queue, within the caller's session (no permission check: callers do it)."""
     purposes = {p.id: p for p in session.scalars(select(ConsentPurpose))}
     latest = latest_events(session)
     subject_ids = {sid for sid, _ in latest}
@@ -170,7 +171,7 @@ def review_queue(
         )
     keys = set(purposes or ())
     with unit_of_work() as session:
-        items = _queue(session, now or utcnow())
+        items = queue_in(session, now or utcnow())
     return [
         i
         for i in items
@@ -185,7 +186,7 @@ def _plan(session: Session, action: str, keys: Sequence[ItemKey], now: datetime)
         )
     if not keys:
         raise ValidationError("Select at least one consent from the review queue.")
-    queued = {i.key: i for i in _queue(session, now)}
+    queued = {i.key: i for i in queue_in(session, now)}
     changes: list[BulkChange] = []
     skipped: list[tuple[ItemKey, str]] = []
     for key in dict.fromkeys(keys):  # keep order, drop repeats

@@ -15,8 +15,12 @@ from core.db import unit_of_work
 from core.demo import registry
 from core.demo.registry import seed_demo
 from core.errors import Conflict, PermissionDenied
+from core.llm.models import LLMUsage
 from core.orgs.countries import countries
 from core.orgs.models import Organisation
+from core.privacy.consent_review import review_queue
+from core.privacy.models import ConsentEvent, ConsentPurpose, DataSubject, RetentionPolicy
+from core.privacy.retention import list_policies
 from core.rag.models import Collection
 from tests.helpers import ADMIN
 
@@ -44,6 +48,23 @@ def test_seed_creates_one_user_per_role_and_a_realistic_company(db_url: str) -> 
     assert 0.4 * len(orgs) < eu < 0.9 * len(orgs)  # both EU and non-EU customers
     assert {o[2] for o in orgs} == {"free", "starter", "pro", "enterprise"}
     assert all(o[4] < ANCHOR.isoformat() for o in orgs)
+    _assert_privacy_history_exercises_the_review_queue()
+
+
+def _assert_privacy_history_exercises_the_review_queue() -> None:
+    officer = Actor("carla", Role.COMPLIANCE_OFFICER)
+    queue = review_queue(officer, now=ANCHOR)
+    reasons = {r for item in queue for r in item.reasons}
+    assert reasons == {"stale", "missing_proof", "notice_changed", "below_digital_age"}
+    with unit_of_work() as session:
+        subjects = session.scalar(select(func.count()).select_from(DataSubject)) or 0
+        linked = session.scalar(
+            select(func.count()).select_from(LLMUsage).where(LLMUsage.end_user.is_not(None))
+        )
+    assert 1000 < subjects < 2000
+    assert linked and linked > 1000  # their LLM usage is findable for access requests
+    assert len(queue) < subjects  # most consents are in order
+    assert all(p.enabled and p.duration_days for p in list_policies(officer))
 
 
 def test_same_seed_same_tenant_and_passwords_are_never_derived(db_url: str) -> None:
@@ -53,6 +74,8 @@ def test_same_seed_same_tenant_and_passwords_are_never_derived(db_url: str) -> N
         session.query(Organisation).delete()
         session.query(User).delete()
         session.query(Collection).delete()  # documents and chunks go with it (ON DELETE CASCADE)
+        for table in (ConsentEvent, DataSubject, ConsentPurpose, RetentionPolicy):
+            session.query(table).delete()
     second = seed_demo(ADMIN, anchor=ANCHOR, seed=7)
     assert _orgs()[0][0] == orgs[0][0] and [o[1:] for o in _orgs()] == [o[1:] for o in orgs]
     assert first.credentials.keys() == second.credentials.keys()

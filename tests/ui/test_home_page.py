@@ -13,8 +13,9 @@ CARDS = {
         "Customers",
         "LLM traffic, last 24 hours",
         KB,
+        "Privacy",
     ],
-    Role.COMPLIANCE_OFFICER: ["Audit, last 24 hours", "Customers", KB],
+    Role.COMPLIANCE_OFFICER: ["Audit, last 24 hours", "Customers", KB, "Privacy"],
     Role.FINANCE: ["Customers", "LLM traffic, last 24 hours"],
     Role.ML_ENGINEER: ["LLM traffic, last 24 hours", KB],
 }
@@ -39,6 +40,8 @@ def test_home_shows_the_roles_numbers(role: Role) -> None:
         assert metrics["Collections"] == "1"  # the demo tenant's Regulations (GDPR)
     else:
         assert "Collections" not in metrics
+    if role in (Role.ADMIN, Role.COMPLIANCE_OFFICER):
+        assert int(metrics["Consents to review"].replace(",", "")) > 0  # the seeded history
     if role is Role.ML_ENGINEER:
         assert set(metrics) == {
             "Requests",
