@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = None
     embeddings: EmbeddingsName = "minilm"
     rag_max_file_mb: int = Field(default=50, ge=1, le=2048, description="per uploaded document")
+    pii_max_file_mb: int = Field(
+        default=200, ge=1, le=4096, description="per dataset scanned or anonymised for PII"
+    )
     executor: ExecutorName = "local"
     ray_address: str | None = None
     redis_url: str | None = None
