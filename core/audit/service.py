@@ -160,11 +160,11 @@ def to_csv(entries: Sequence[AuditEntry]) -> str:
         row = [getattr(e, c) for c in CSV_COLUMNS]
         row[1] = e.ts.isoformat()
         # A cell starting with = + - @ would run as a formula in a spreadsheet.
-        writer.writerow([_neutralise_formula(str(v)) for v in row])
+        writer.writerow([neutralise_formula(str(v)) for v in row])
     return buffer.getvalue()
 
 
-def _neutralise_formula(cell: str) -> str:
+def neutralise_formula(cell: str) -> str:
     return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 

@@ -11,21 +11,12 @@ from typing import Annotated
 import typer
 
 from core.cli_support import cli_actor, reported
+from core.privacy.cli_requests import requests_app
 
 privacy_app = typer.Typer(help="Privacy: consent, requests, retention, PII.", no_args_is_help=True)
 retention_app = typer.Typer(help="Retention policies and enforcement.", no_args_is_help=True)
 privacy_app.add_typer(retention_app, name="retention")
-
-
-def _mount_requests() -> None:
-    try:
-        from core.privacy.cli_requests import requests_app
-    except ImportError:  # pragma: no cover - only while the module is absent
-        return
-    privacy_app.add_typer(requests_app, name="requests")
-
-
-_mount_requests()
+privacy_app.add_typer(requests_app, name="requests")
 
 
 @privacy_app.command("subjects")

@@ -32,7 +32,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-from core.audit.service import _neutralise_formula
+from core.audit.service import neutralise_formula
 from core.config import get_settings
 from core.errors import DomainError, ValidationError
 
@@ -217,7 +217,7 @@ def cell_text(value: object) -> str:
 
 def _neutralise(cell: str) -> str:
     # numbers stay numbers; anything else a spreadsheet would run as a formula gets an apostrophe
-    return cell if _NUMBER.fullmatch(cell) else _neutralise_formula(cell)
+    return cell if _NUMBER.fullmatch(cell) else neutralise_formula(cell)
 
 
 def neutralised(frame: pd.DataFrame) -> pd.DataFrame:

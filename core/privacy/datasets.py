@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-from core.audit.service import _neutralise_formula, record, record_now
+from core.audit.service import neutralise_formula, record, record_now
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
@@ -552,5 +552,5 @@ def findings_csv(scan: DatasetScan) -> str:
             "; ".join(f"{k} ({v})" for k, v in r.entities.items()), " | ".join(r.examples),
             r.whole_cell_entity or "", r.suggested,
         ]  # fmt: skip
-        writer.writerow([_neutralise_formula(str(v)) for v in row])
+        writer.writerow([neutralise_formula(str(v)) for v in row])
     return buffer.getvalue()

@@ -16,7 +16,6 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.auth.models import AuthSession
-from core.config import get_settings
 from core.errors import ValidationError
 from core.llm.models import LLMUsage
 from core.privacy.models import ConsentEvent, DataSubject
@@ -238,12 +237,10 @@ def _enforce_erased_events(session: Session, cutoff: datetime, action: str) -> i
 # --- Access-request exports --------------------------------------------------------------------
 
 
-def export_dir() -> Path:
-    return get_settings().home / "privacy" / "exports"
-
-
 def _old_exports(cutoff: datetime) -> list[Path]:
-    folder = export_dir()
+    from core.privacy.export import exports_dir  # export registers a data source: import late
+
+    folder = exports_dir()
     if not folder.is_dir():
         return []
     limit = cutoff.timestamp()

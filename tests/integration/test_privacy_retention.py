@@ -17,8 +17,8 @@ from core.db import unit_of_work
 from core.errors import PermissionDenied, ValidationError
 from core.llm.models import LLMUsage
 from core.privacy import retention_categories
+from core.privacy.export import exports_dir
 from core.privacy.retention import dry_run, enforce, list_policies, list_runs, set_policy
-from core.privacy.retention_categories import export_dir
 from core.rag.models import QueryLog
 
 OFFICER = Actor("carla", Role.COMPLIANCE_OFFICER)
@@ -142,7 +142,7 @@ def test_a_failing_category_is_reported_and_the_others_still_run(
 
 
 def test_old_export_files_are_deleted(sqlite_db: str) -> None:
-    folder = export_dir()
+    folder = exports_dir()
     folder.mkdir(parents=True, exist_ok=True)
     old, new = folder / "DSR-1.zip", folder / "DSR-2.zip"
     old.write_bytes(b"zip")
