@@ -19,7 +19,13 @@ from sqlalchemy import insert, select, update
 from core.demo.registry import SeedContext, seeder
 from core.llm.models import LLMUsage
 from core.orgs.models import Organisation
-from core.privacy.models import ConsentEvent, ConsentPurpose, DataSubject, RetentionPolicy
+from core.privacy.models import (
+    ConsentEvent,
+    ConsentPurpose,
+    DataRequest,
+    DataSubject,
+    RetentionPolicy,
+)
 from core.privacy.retention_categories import categories
 
 SUBJECT_ORGS = 500  # organisations with end users in the subject registry
@@ -230,6 +236,7 @@ def seed_privacy(ctx: SeedContext) -> str:
     for start in range(0, len(events), 5000):
         ctx.session.execute(insert(ConsentEvent), events[start : start + 5000])
     linked = _link_usage(ctx, subjects)
+    requests = _seed_requests(ctx, subjects)
     for key, cat in categories().items():
         ctx.session.add(
             RetentionPolicy(
@@ -244,5 +251,90 @@ def seed_privacy(ctx: SeedContext) -> str:
         )
     return (
         f"{len(subjects)} data subjects, {len(events)} consent events for {len(purposes)} "
-        f"purposes, {linked:,} ledger rows linked to end users"
+        f"purposes, {linked:,} ledger rows linked to end users, {requests} data-subject requests"
     )
+
+
+# kind, received days ago, status, verified?, assignee?, extension reason, resolution, channel
+_REQUESTS = (
+    ("access", 3, "received", False, None, "", "", "email"),
+    ("access", 20, "verified", True, "demo-compliance", "", "", "web_form"),
+    ("erasure", 9, "verified", True, "demo-compliance", "", "", "web_form"),
+    ("portability", 40, "verified", True, "demo-compliance", "", "", "email"),
+    (
+        "access",
+        45,
+        "in_progress",
+        True,
+        "demo-compliance",
+        "Complex request: the subject's data spans three customer workspaces and two years "
+        "of LLM usage that must be reviewed for third-party data.",
+        "",
+        "post",
+    ),
+    ("rectification", 6, "received", False, None, "", "", "email"),
+    (
+        "objection",
+        70,
+        "completed",
+        True,
+        "demo-compliance",
+        "",
+        "Objection to personalisation upheld; processing stopped.",
+        "web_form",
+    ),
+    (
+        "restriction",
+        50,
+        "rejected",
+        False,
+        None,
+        "",
+        "Identity could not be verified after two reminders.",
+        "email",
+    ),
+)
+_US_REQUESTS = (
+    ("ccpa_know", 12, "verified", True, "demo-compliance", "", "", "authorised_agent"),
+    ("ccpa_opt_out", 4, "received", False, None, "", "", "web_form"),
+)
+
+
+def _seed_requests(ctx: SeedContext, subjects: list[tuple[DataSubject, datetime]]) -> int:
+    """A realistic queue: new, verified, overdue, extended, answered and rejected requests. Only
+    adult subjects, and never two open requests of one kind for one subject."""
+    from core.privacy import deadlines
+
+    adults = [s for s, _ in subjects if s.birth_date is None or s.birth_date.year < 2000]
+    eu = [s for s in adults if deadlines.regime_for_country(s.country) == "GDPR"]
+    us = [s for s in adults if s.country == "US"]
+    picks = list(zip(_REQUESTS, ctx.rng.sample(eu, len(_REQUESTS)), strict=True))
+    picks += list(zip(_US_REQUESTS, ctx.rng.sample(us, len(_US_REQUESTS)), strict=True))
+    for number, (spec, subject) in enumerate(picks, start=1):
+        kind_key, days, status, verified, assignee, extension, resolution, channel = spec
+        kind = deadlines.get_kind(kind_key)
+        received = ctx.anchor - timedelta(days=days, hours=ctx.rng.uniform(1, 20))
+        due = deadlines.due_date(kind, received)
+        ctx.session.add(
+            DataRequest(
+                reference=f"DSR-{received.year}-{number:05d}",
+                subject_id=subject.id,
+                kind=kind.key,
+                regime=kind.regime,
+                status=status,
+                channel=channel,
+                received_at=received,
+                due_at=deadlines.extended_due(kind, due) if extension else due,
+                extended=bool(extension),
+                extension_reason=extension,
+                verified_at=received + timedelta(days=2) if verified else None,
+                verified_by="demo-compliance" if verified else None,
+                verification_method="email_link" if verified else "",
+                assignee=assignee,
+                closed_at=received + timedelta(days=10) if resolution else None,
+                resolution=resolution,
+                created_by="system:demo",
+                updated_at=received,
+            )
+        )
+    return len(picks)
