@@ -36,6 +36,27 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("organisations", "Organisations", ":material/apartment:", "", Permission.ORGS_READ),
     PageSpec("account", "My account", ":material/person:", "", None),
     PageSpec("audit", "Audit log", ":material/receipt_long:", "Compliance", Permission.AUDIT_READ),
+    PageSpec("consent", "Consent", ":material/fact_check:", "Compliance", Permission.PRIVACY_READ),
+    PageSpec(
+        "data_requests",
+        "Data-subject requests",
+        ":material/assignment_ind:",
+        "Compliance",
+        Permission.PRIVACY_READ,
+    ),
+    PageSpec(
+        "retention", "Retention", ":material/auto_delete:", "Compliance", Permission.PRIVACY_READ
+    ),
+    PageSpec(
+        "pii_scanner", "PII scanner", ":material/policy:", "Compliance", Permission.PII_SCAN
+    ),
+    PageSpec(
+        "dataset_anonymiser",
+        "Dataset anonymiser",
+        ":material/table_view:",
+        "Compliance",
+        Permission.PII_SCAN,
+    ),
     PageSpec(
         "knowledge_base",
         "Knowledge base",

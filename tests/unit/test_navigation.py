@@ -7,6 +7,7 @@ import pytest
 from console.navigation import PAGES, SECTIONS, pages_for, sections_for
 from core.auth.roles import Role
 
+PRIVACY_PAGES = {"consent", "data_requests", "retention", "pii_scanner", "dataset_anonymiser"}
 EXPECTED = {
     Role.ADMIN: {
         "home",
@@ -20,6 +21,7 @@ EXPECTED = {
         "llm_costs",
         "knowledge_base",
         "kb_documents",
+        *PRIVACY_PAGES,
     },
     Role.COMPLIANCE_OFFICER: {
         "home",
@@ -28,6 +30,7 @@ EXPECTED = {
         "audit",
         "knowledge_base",
         "kb_documents",
+        *PRIVACY_PAGES,
     },
     Role.ML_ENGINEER: {
         "home",
@@ -36,6 +39,8 @@ EXPECTED = {
         "llm_router",
         "knowledge_base",
         "kb_documents",
+        "pii_scanner",
+        "dataset_anonymiser",
     },
     Role.FINANCE: {"home", "organisations", "account", "llm_costs"},
 }
