@@ -130,7 +130,8 @@ def _iso7064_mod11_10(digits: str) -> bool:
     return (11 - product) % 10 == int(digits[-1])
 
 
-def _luhn(digits: str) -> bool:
+def luhn_valid(digits: str) -> bool:
+    """The Luhn (mod 10) check of payment cards and Italian VAT numbers."""
     total = 0
     for i, d in enumerate(reversed(digits)):
         n = int(d) * (2 if i % 2 else 1)
@@ -197,7 +198,7 @@ _VAT_CHECKS: dict[str, Callable[[str], bool]] = {
     "FI": _fi,
     "FR": _fr,
     "HR": _iso7064_mod11_10,
-    "IT": _luhn,
+    "IT": luhn_valid,
     "LU": _lu,
     "NL": _nl,
     "PL": _pl,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from core.privacy.identifiers import luhn_valid
 from core.privacy.spans import Span
 
 TITLE_SCORE = 0.6
@@ -126,16 +127,6 @@ _CARD_WORDS = re.compile(
     r"(?i:\b(?:card|credit|debit|visa|mastercard|master\s+card|amex|maestro|jcb|diners|cc|"
     r"pan)\b)"
 )
-
-
-def luhn_valid(digits: str) -> bool:
-    total, parity = 0, len(digits) % 2
-    for i, ch in enumerate(digits):
-        d = int(ch)
-        if i % 2 == parity:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
 
 
 def find_card_numbers(text: str) -> list[Span]:

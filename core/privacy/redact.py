@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from core.privacy.identifiers import luhn_valid
+
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b")
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
@@ -16,19 +18,9 @@ _PHONE = re.compile(r"(?<![\w])\+?\d[\d ()./-]{7,}\d(?![\w])")
 _IPV4 = re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b")
 
 
-def _luhn_ok(digits: str) -> bool:
-    total, parity = 0, len(digits) % 2
-    for i, ch in enumerate(digits):
-        d = int(ch)
-        if i % 2 == parity:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
 def _card(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group())
-    return "<CREDIT_CARD>" if 13 <= len(digits) <= 19 and _luhn_ok(digits) else match.group()
+    return "<CREDIT_CARD>" if 13 <= len(digits) <= 19 and luhn_valid(digits) else match.group()
 
 
 def redact(text: str) -> str:

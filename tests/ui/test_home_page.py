@@ -35,7 +35,9 @@ def test_home_shows_the_roles_numbers(role: Role) -> None:
         assert metrics["Customer organisations"] == "2,000"
         assert 0 < int(metrics["In the EU (GDPR applies)"].replace(",", "")) < 2000
     if role is Role.ADMIN:
-        assert metrics["Active users"].endswith(f"/ {len(Role) * 2}")
+        active, total = (int(n) for n in metrics["Active users"].split(" / "))
+        # demo + per-role UI users, and those other UI tests added (home metrics are cached 30 s)
+        assert len(Role) * 2 <= active <= total
     if role is not Role.FINANCE:
         assert metrics["Collections"] == "1"  # the demo tenant's Regulations (GDPR)
     else:
