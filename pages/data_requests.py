@@ -18,6 +18,7 @@ from core.auth.roles import Permission, has_permission
 from core.errors import DomainError
 from core.privacy import deadlines, erasure, export, subjects
 from core.privacy import requests as rq
+from core.privacy.rectification import rectify_subject
 
 SELECT_KEY = "dsr_selected"
 NEXT_KEY = "dsr_next"  # a reference to select on the next run (set before the selectbox exists)
@@ -306,6 +307,29 @@ def _verify(actor: Actor, info: rq.RequestInfo) -> None:
             )
 
 
+def _rectify(actor: Actor, info: rq.RequestInfo) -> None:
+    with st.form(f"dsr_rectify_{info.reference}"):
+        st.markdown("**Correct the subject's data** (leave a field empty to keep it)")
+        c1, c2 = st.columns(2)
+        email = c1.text_input("E-mail", max_chars=254, key="dsr_rectify_email")
+        name = c2.text_input("Full name", max_chars=200, key="dsr_rectify_name")
+        c3, c4 = st.columns(2)
+        country = c3.text_input("Country (ISO code)", max_chars=2, key="dsr_rectify_country")
+        born = c4.date_input("Birth date", value=None, key="dsr_rectify_born")
+        if st.form_submit_button("Apply corrections"):
+            _act(
+                lambda: rectify_subject(
+                    actor,
+                    info.reference,
+                    email=email,
+                    full_name=name,
+                    country=country,
+                    birth_date=born,
+                ),
+                f"Corrections applied for {info.reference}.",
+            )
+
+
 def _act(call: Callable[[], object], message: str) -> None:
     """Run a service call; flash and rerun on success, show the error otherwise."""
     try:
@@ -528,6 +552,8 @@ def _request(actor: Actor) -> None:
         _verify(actor, info)
     if manage:
         _assign_and_extend(actor, info)
+    if manage and kind.key == "rectification" and info.verified_at is not None:
+        _rectify(actor, info)
     if kind.exports and has_permission(actor.role, Permission.DSR_MANAGE):
         _export(actor, info)
     if kind.erases:

@@ -131,6 +131,19 @@ def test_erasure_runs_from_the_page_to_the_certificate() -> None:
     assert rq.get_request(ADMIN, info.reference).status == "completed"
 
 
+def test_rectification_corrects_the_subject_through_the_page() -> None:
+    subject = _subject("ui-rita@example.si", "Rita Rectfy")
+    info = rq.open_request(ADMIN, subject_id=subject.id, kind="rectification")
+    rq.verify_identity(ADMIN, info.reference, method="id_document")
+    at = _select_request(open_page(signed_in_app(Role.COMPLIANCE_OFFICER), PAGE), info.reference)
+    at.text_input(key="dsr_rectify_name").input("Rita Rectify")
+    _by_label(at.button, "Apply corrections").click().run()
+    assert not at.exception
+    assert at.success[0].value == f"Corrections applied for {info.reference}."
+    assert search_subjects(ADMIN, "ui-rita@example.si")[0].full_name == "Rita Rectify"
+    rq.close_request(ADMIN, info.reference, "Name corrected.")
+
+
 def test_queue_frame_columns() -> None:
     assert list(queue_frame([]).columns) == [
         "Reference",
