@@ -4,6 +4,7 @@ and receipt, and the processing purposes."""
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pandas as pd
 import plotly.express as px
@@ -226,7 +227,9 @@ def _register_form(actor: Actor) -> None:
         name = c2.text_input("Full name", max_chars=200)
         c3, c4 = st.columns(2)
         country = c3.text_input("Country (ISO code)", max_chars=2)
-        born = c4.date_input("Birth date", value=None)
+        born = c4.date_input(
+            "Birth date", value=None, min_value=date(1900, 1, 1), max_value=date.today()
+        )
         if st.form_submit_button("Register"):
             created = subjects.register_subject(
                 actor, email=email, full_name=name, country=country, birth_date=born

@@ -297,9 +297,11 @@ def _verify(actor: Actor, info: rq.RequestInfo) -> None:
             "Method",
             list(rq.VERIFICATION_METHODS),
             format_func=rq.VERIFICATION_METHODS.get,
-            key="dsr_verify_method",
+            key=f"dsr_verify_method_{info.reference}",
         )
-        note = st.text_input("Note (what was checked)", max_chars=1000, key="dsr_verify_note")
+        note = st.text_input(
+            "Note (what was checked)", max_chars=1000, key=f"dsr_verify_note_{info.reference}"
+        )
         if st.form_submit_button("Record verification", type="primary"):
             _act(
                 lambda: rq.verify_identity(actor, info.reference, method=method, note=note),
@@ -311,11 +313,19 @@ def _rectify(actor: Actor, info: rq.RequestInfo) -> None:
     with st.form(f"dsr_rectify_{info.reference}"):
         st.markdown("**Correct the subject's data** (leave a field empty to keep it)")
         c1, c2 = st.columns(2)
-        email = c1.text_input("E-mail", max_chars=254, key="dsr_rectify_email")
-        name = c2.text_input("Full name", max_chars=200, key="dsr_rectify_name")
+        email = c1.text_input("E-mail", max_chars=254, key=f"dsr_rectify_email_{info.reference}")
+        name = c2.text_input("Full name", max_chars=200, key=f"dsr_rectify_name_{info.reference}")
         c3, c4 = st.columns(2)
-        country = c3.text_input("Country (ISO code)", max_chars=2, key="dsr_rectify_country")
-        born = c4.date_input("Birth date", value=None, key="dsr_rectify_born")
+        country = c3.text_input(
+            "Country (ISO code)", max_chars=2, key=f"dsr_rectify_country_{info.reference}"
+        )
+        born = c4.date_input(
+            "Birth date",
+            value=None,
+            min_value=date(1900, 1, 1),
+            max_value=date.today(),
+            key=f"dsr_rectify_born_{info.reference}",
+        )
         if st.form_submit_button("Apply corrections"):
             _act(
                 lambda: rectify_subject(
@@ -359,7 +369,10 @@ def _assign_and_extend(actor: Actor, info: rq.RequestInfo) -> None:
             st.caption("Already extended." if info.extended else "This kind cannot be extended.")
             return
         reason = st.text_area(
-            "Reason (told to the subject)", max_chars=500, height=68, key="dsr_extend_reason"
+            "Reason (told to the subject)",
+            max_chars=500,
+            height=68,
+            key=f"dsr_extend_reason_{info.reference}",
         )
         if st.button("Extend deadline", key="dsr_extend_button"):
             _act(
@@ -503,7 +516,10 @@ def _close_or_reject(actor: Actor, info: rq.RequestInfo) -> None:
         with left, st.container(border=True):
             st.markdown("**Close as answered**")
             resolution = st.text_area(
-                "Resolution", max_chars=1000, height=68, key="dsr_close_resolution"
+                "Resolution",
+                max_chars=1000,
+                height=68,
+                key=f"dsr_close_resolution_{info.reference}",
             )
             if st.button("Close request", disabled=info.verified_at is None, key="dsr_close"):
                 _act(
@@ -513,7 +529,10 @@ def _close_or_reject(actor: Actor, info: rq.RequestInfo) -> None:
     with right, st.container(border=True):
         st.markdown("**Reject**")
         reason = st.text_area(
-            "Reason (told to the subject)", max_chars=1000, height=68, key="dsr_reject_reason"
+            "Reason (told to the subject)",
+            max_chars=1000,
+            height=68,
+            key=f"dsr_reject_reason_{info.reference}",
         )
         if st.button("Reject request", key="dsr_reject"):
             _act(

@@ -15,7 +15,6 @@ applying refuses when the queue changed in between, so nobody applies something 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,7 +30,7 @@ from core.db import unit_of_work, utcnow
 from core.errors import Conflict, ValidationError
 from core.privacy.consent import age_on, append_event, latest_events
 from core.privacy.models import ConsentPurpose, DataSubject
-from core.privacy.purposes import digital_age_for
+from core.privacy.purposes import digital_age_for, version_key
 from core.text import clean_text
 
 REASONS = {
@@ -80,14 +79,6 @@ class BulkPreview:
     changes: tuple[BulkChange, ...]
     skipped: tuple[tuple[ItemKey, str], ...]
     token: str
-
-
-def version_key(version: str) -> tuple[tuple[int, str], ...]:
-    """Natural order for notice versions: v2 < v10, 2025-01 < 2025-11."""
-    return tuple(
-        (int(part), "") if part.isdigit() else (-1, part)
-        for part in re.findall(r"\d+|\D+", version)
-    )
 
 
 def _reasons(

@@ -54,6 +54,12 @@ class PurposeInfo:
         return LAWFUL_BASES.get(self.lawful_basis, self.lawful_basis)
 
 
+def version_key(version: str) -> tuple[tuple[int, str], ...]:
+    """Natural, case-insensitive order for notice versions: v2 < V10, 2025-01 < 2025-11."""
+    parts = re.findall(r"\d+|\D+", version.strip().lower())
+    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in parts)
+
+
 def purpose_info(p: ConsentPurpose) -> PurposeInfo:
     return PurposeInfo(
         p.id, p.key, p.name, p.description, p.lawful_basis, p.notice_version, p.reconsent_days
@@ -150,6 +156,11 @@ def save_purpose(
             purpose = ConsentPurpose(key=key)
             session.add(purpose)
         before = None if existing is None else purpose_info(existing)
+        if before is not None and version_key(values[2]) < version_key(before.notice_version):
+            raise ValidationError(
+                f"Notice version {values[2]!r} is older than the current "
+                f"{before.notice_version!r}; a purpose's notice version only moves forward."
+            )
         purpose.name, purpose.lawful_basis, purpose.notice_version, purpose.reconsent_days = values
         purpose.description = clean_text(description, 500)
         session.flush()

@@ -55,6 +55,11 @@ def rectify_subject(
         if request.verified_at is None:
             raise Conflict("Verify the requester's identity before changing their data.")
         subject = load_subject(session, request.subject_id)
+        if subject.erased_at is not None:
+            raise Conflict(
+                f"Subject #{subject.id} was erased on {subject.erased_at:%Y-%m-%d}; writing new "
+                "details onto the record would identify them again. Reject this request."
+            )
         changed = sorted(k for k, v in changes.items() if getattr(subject, k) != v)
         if not changed:
             raise ValidationError("Nothing to correct: enter the values that differ.")

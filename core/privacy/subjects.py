@@ -17,7 +17,7 @@ from core.audit.service import record
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
-from core.db import unit_of_work
+from core.db import unit_of_work, utcnow
 from core.errors import Conflict, NotFound, ValidationError
 from core.orgs.models import Organisation
 from core.privacy.models import DataSubject
@@ -95,12 +95,12 @@ def search_subjects(actor: Actor, text: str = "", *, limit: int = 50) -> list[Su
             Organisation, Organisation.id == DataSubject.organisation_id
         )
         if term:
-            like = f"%{term.lower()}%"
+            needle = term.lower()  # matched literally: % and _ are not wildcards here
             query = query.where(
                 or_(
-                    func.lower(DataSubject.email).like(like, escape="\\"),
-                    func.lower(DataSubject.full_name).like(like, escape="\\"),
-                    func.lower(DataSubject.external_ref).like(like, escape="\\"),
+                    func.lower(DataSubject.email).contains(needle, autoescape=True),
+                    func.lower(DataSubject.full_name).contains(needle, autoescape=True),
+                    func.lower(DataSubject.external_ref).contains(needle, autoescape=True),
                 )
             )
         rows = session.execute(query.order_by(DataSubject.id).limit(max(1, min(limit, 500))))
@@ -134,6 +134,8 @@ def register_subject(
     code = clean_text(country, 10).upper()
     if not re.fullmatch(r"[A-Z]{2}", code):
         raise ValidationError(f"Country {country!r} is not an ISO 3166-1 alpha-2 code (e.g. SI).")
+    if birth_date is not None and birth_date > utcnow().date():
+        raise ValidationError("A birth date cannot be in the future.")
     ref = clean_text(external_ref, 128) or address
     with unit_of_work() as session:
         if organisation_id is not None and session.get(Organisation, organisation_id) is None:

@@ -15,9 +15,9 @@ from core.auth.roles import Role
 from core.db import get_engine, unit_of_work
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from core.privacy.consent import consent_history, consent_receipt, consent_state, record_consent
-from core.privacy.consent_review import apply_bulk, preview_bulk, review_queue, version_key
+from core.privacy.consent_review import apply_bulk, preview_bulk, review_queue
 from core.privacy.models import ConsentEvent
-from core.privacy.purposes import digital_age_for, save_purpose
+from core.privacy.purposes import digital_age_for, save_purpose, version_key
 from core.privacy.subjects import register_subject, search_subjects
 
 OFFICER = Actor("carla", Role.COMPLIANCE_OFFICER)
@@ -128,6 +128,10 @@ def test_review_queue_finds_what_needs_a_person(db_url: str) -> None:
         reconsent_days=365,
     )  # fmt: skip
     assert fine in {i.subject_id for i in review_queue(OFFICER, reasons=["notice_changed"])}
+    with pytest.raises(ValidationError, match="only moves forward"):
+        save_purpose(
+            OFFICER, "marketing", name="Marketing", lawful_basis="consent", notice_version="v1",
+        )  # fmt: skip
 
 
 def test_bulk_action_applies_exactly_the_preview(db_url: str) -> None:
@@ -177,6 +181,11 @@ def test_subject_registry_validation_and_search(db_url: str) -> None:
         register_subject(OFFICER, email="ana.novak@example.si", full_name="Ana", country="SI")
     assert [s.id for s in search_subjects(OFFICER, "NOVAK")] == [sid]
     assert search_subjects(OFFICER, "%' OR 1=1 --") == []
+    assert search_subjects(OFFICER, "ana_novak") == []  # _ and % are literal, not wildcards
+    with pytest.raises(ValidationError, match="future"):
+        register_subject(
+            OFFICER, email="z@y.si", full_name="Z", country="SI", birth_date=date(2999, 1, 1)
+        )
 
 
 def test_digital_age_data_and_version_order() -> None:
@@ -186,3 +195,4 @@ def test_digital_age_data_and_version_order() -> None:
     assert digital_age_for("JP") is None
     assert version_key("v2") < version_key("v10")
     assert version_key("2025-01") < version_key("2025-11")
+    assert version_key("V2") < version_key("v10")

@@ -81,8 +81,8 @@ def test_open_verify_and_export_a_request_through_the_page() -> None:
     reference = opened.split()[1].rstrip(";")
     assert at.selectbox(key="dsr_selected").value == reference
 
-    at.selectbox(key="dsr_verify_method").set_value("id_document")
-    at.text_input(key="dsr_verify_note").input("Passport checked on a video call")
+    at.selectbox(key=f"dsr_verify_method_{reference}").set_value("id_document")
+    at.text_input(key=f"dsr_verify_note_{reference}").input("Passport checked on a video call")
     _by_label(at.button, "Record verification").click().run()
     assert not at.exception
     assert at.success[0].value == f"Identity verified for {reference}."
@@ -96,7 +96,7 @@ def test_open_verify_and_export_a_request_through_the_page() -> None:
     timeline = at.dataframe[-1].value
     assert list(timeline["Action"]) == ["open", "verify", "export", "download"]
 
-    at.text_area(key="dsr_close_resolution").input("Export sent through the portal.")
+    at.text_area(key=f"dsr_close_resolution_{reference}").input("Export sent through the portal.")
     at.button(key="dsr_close").click().run()
     assert at.success[0].value == f"Closed {reference}."
     assert rq.get_request(ADMIN, reference).status == "completed"
@@ -136,7 +136,7 @@ def test_rectification_corrects_the_subject_through_the_page() -> None:
     info = rq.open_request(ADMIN, subject_id=subject.id, kind="rectification")
     rq.verify_identity(ADMIN, info.reference, method="id_document")
     at = _select_request(open_page(signed_in_app(Role.COMPLIANCE_OFFICER), PAGE), info.reference)
-    at.text_input(key="dsr_rectify_name").input("Rita Rectify")
+    at.text_input(key=f"dsr_rectify_name_{info.reference}").input("Rita Rectify")
     _by_label(at.button, "Apply corrections").click().run()
     assert not at.exception
     assert at.success[0].value == f"Corrections applied for {info.reference}."
@@ -168,14 +168,18 @@ def test_assign_extend_and_reject_through_the_page() -> None:
     at.button(key="dsr_assign_button").click().run()
     assert not at.exception
     assert at.success[0].value == "Assigned to ui-compliance-officer."
-    at.text_area(key="dsr_extend_reason").input("short")
+    at.text_area(key=f"dsr_extend_reason_{info.reference}").input("short")
     at.button(key="dsr_extend_button").click().run()
     assert any("Give the reason for the extension" in e.value for e in at.error)
-    at.text_area(key="dsr_extend_reason").input("Several systems must be searched by hand.")
+    at.text_area(key=f"dsr_extend_reason_{info.reference}").input(
+        "Several systems must be searched by hand."
+    )
     at.button(key="dsr_extend_button").click().run()
     assert at.success[0].value == f"Extended {info.reference}."
     assert rq.get_request(ADMIN, info.reference).extended
-    at.text_area(key="dsr_reject_reason").input("Identity could not be verified in time.")
+    at.text_area(key=f"dsr_reject_reason_{info.reference}").input(
+        "Identity could not be verified in time."
+    )
     at.button(key="dsr_reject").click().run()
     assert at.success[0].value == f"Rejected {info.reference}."
     assert rq.get_request(ADMIN, info.reference).status == "rejected"
