@@ -53,3 +53,11 @@ class DatabaseUnavailable(DomainError):
 
 class IntegrityError(DomainError):
     """Stored data failed an integrity check (for example the audit hash chain)."""
+
+
+def stored_error_text(exc: BaseException, limit: int = 1000) -> str:
+    """An error as it may be stored or shown: domain messages verbatim, anything else by its type
+    only, since driver messages can quote the data being changed (log the details instead)."""
+    if isinstance(exc, DomainError):
+        return exc.message[:limit]
+    return f"unexpected {type(exc).__name__}; the server log has the details."

@@ -15,6 +15,7 @@ from core.privacy import retention
 
 RESULT_KEY = "retention_result"
 FLASH_KEY = "retention_flash"
+REVIEWED_KEY = "retention_reviewed_policies"
 
 
 def render() -> None:
@@ -105,10 +106,15 @@ def _dry_run_and_enforce(actor: Actor) -> None:
     total = int(frame["Rows or files"].sum())
     if not has_permission(actor.role, Permission.RETENTION_MANAGE):
         return
+    # The policies behind the dry run the person last saw: enforcing refuses if they changed.
+    reviewed = st.session_state.get(REVIEWED_KEY)
+    st.session_state[REVIEWED_KEY] = retention.current_token(actor)
     confirm = st.checkbox(f"I have reviewed the dry run ({total:,} rows or files)", key="ret_ok")
     if st.button("Enforce retention now", type="primary", disabled=not confirm):
         with st.spinner("Enforcing retention..."):
-            st.session_state[RESULT_KEY] = retention.enforce(actor)
+            st.session_state[RESULT_KEY] = retention.enforce(actor, reviewed_token=reviewed)
+        st.session_state.pop("ret_ok", None)  # a new dry run needs a new review
+        st.rerun()
     result = st.session_state.get(RESULT_KEY)
     if result is not None:
         message = f"Run #{result.id}: {result.status}, {result.rows:,} rows or files changed."

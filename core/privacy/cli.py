@@ -94,7 +94,10 @@ def enforce(
     from core.privacy.retention import enforce as run_enforcement
 
     with reported():
-        run = run_enforcement(cli_actor(), now=now.replace(tzinfo=UTC) if now else None)
+        when = None
+        if now is not None:  # naive means UTC; an offset is converted, not replaced
+            when = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+        run = run_enforcement(cli_actor(), now=when)
     for line in run.lines:
         typer.echo(
             f"{line.category:<24} {line.action:<10} {line.rows:>8} {line.status} {line.error}"

@@ -35,7 +35,13 @@ from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
 from core.db import unit_of_work, utcnow
-from core.errors import DomainError, IntegrityError, NotFound, ValidationError
+from core.errors import (
+    DomainError,
+    IntegrityError,
+    NotFound,
+    ValidationError,
+    stored_error_text,
+)
 from core.privacy import deadlines
 from core.privacy.models import DataRequest, ErasureStep
 from core.privacy.requests import load_request, normalise_reference, require_open
@@ -315,13 +321,6 @@ def _run_step(actor: Actor, ref: str, name: str) -> None:
             log.exception("after-commit work of erasure step %s of %s failed", name, ref)
 
 
-def _error_text(exc: BaseException) -> str:
-    # Driver messages can quote the data being changed: keep only domain messages verbatim.
-    if isinstance(exc, DomainError):
-        return exc.message[:1000]
-    return f"unexpected {type(exc).__name__}; the server log has the details."
-
-
 def _record_failure(actor: Actor, ref: str, name: str, exc: BaseException) -> None:
     with unit_of_work() as session:
         request = load_request(session, ref)
@@ -331,7 +330,7 @@ def _record_failure(actor: Actor, ref: str, name: str, exc: BaseException) -> No
             )
         )
         if step is not None:
-            step.status, step.error, step.finished_at = "failed", _error_text(exc), utcnow()
+            step.status, step.error, step.finished_at = "failed", stored_error_text(exc), utcnow()
         record(
             session,
             actor,

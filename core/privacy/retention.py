@@ -7,24 +7,28 @@ every category's outcome is audited. `omni privacy retention enforce` runs it fr
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from core.audit.service import record
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
 from core.db import unit_of_work, utcnow
-from core.errors import DomainError, ValidationError
+from core.errors import Conflict, DomainError, ValidationError, stored_error_text
 from core.privacy.models import RetentionPolicy, RetentionRun
 from core.privacy.retention_categories import categories, category
 from core.text import clean_text
 
 ACTIONS = ("delete", "anonymise")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,23 @@ def set_policy(
     return next(p for p in list_policies(actor) if p.category == category_key)
 
 
+def policies_token(policies: list[tuple[str, int, str]]) -> str:
+    """A fingerprint of the enabled policies a dry run used: enforcement with a token refuses
+    when a policy changed in between (counts may drift as time passes; policies must not)."""
+    return hashlib.sha256(repr(sorted(policies)).encode("utf-8")).hexdigest()[:20]
+
+
+def _enabled(session: Session) -> list[tuple[str, int, str]]:
+    query = select(RetentionPolicy).where(RetentionPolicy.enabled)
+    return [(p.category, p.duration_days, p.action) for p in session.scalars(query)]
+
+
+def current_token(actor: Actor) -> str:
+    require(actor, Permission.PRIVACY_READ, action="privacy.retention.preview")
+    with unit_of_work() as session:
+        return policies_token(_enabled(session))
+
+
 def dry_run(actor: Actor, *, now: datetime | None = None) -> list[PlanLine]:
     """What the next enforcement would touch, per category; writes nothing."""
     require(actor, Permission.PRIVACY_READ, action="privacy.retention.preview")
@@ -170,19 +191,28 @@ def dry_run(actor: Actor, *, now: datetime | None = None) -> list[PlanLine]:
     return lines
 
 
-def enforce(actor: Actor, *, now: datetime | None = None) -> RunInfo:
-    """Apply every enabled policy; one transaction per category; the run and its report kept."""
+def enforce(
+    actor: Actor, *, now: datetime | None = None, reviewed_token: str | None = None
+) -> RunInfo:
+    """Apply every enabled policy; one transaction per category; the run and its report kept.
+    `reviewed_token` (from `current_token` at dry-run time) makes it refuse when a policy
+    changed since the person reviewed the dry run. `now` may lie in the past (a catch-up run),
+    never in the future: that would delete data before its time."""
     require(actor, Permission.RETENTION_MANAGE, action="privacy.retention.enforce")
-    when = now or utcnow()
+    real_now = utcnow()
+    when = now or real_now
+    if when > real_now + timedelta(minutes=5):
+        raise ValidationError("Retention cannot be enforced as of a future time.")
     with unit_of_work() as session:
+        if reviewed_token is not None and policies_token(_enabled(session)) != reviewed_token:
+            raise Conflict(
+                "A retention policy changed since you reviewed the dry run: review it again."
+            )
         run = RetentionRun(started_at=utcnow(), actor=actor.username, status="running")
         session.add(run)
         session.flush()
         run_id = run.id
-        policies = [
-            (p.category, p.duration_days, p.action)
-            for p in session.scalars(select(RetentionPolicy).where(RetentionPolicy.enabled))
-        ]
+        policies = _enabled(session)
     lines = [_enforce_one(actor, run_id, key, days, action, when) for key, days, action in policies]
     status = "failed" if any(line.status == "failed" for line in lines) else "ok"
     with unit_of_work() as session:
@@ -221,7 +251,8 @@ def _enforce_one(
             )
         return RunLine(key, action, rows, "ok")
     except (SQLAlchemyError, OSError, DomainError) as exc:
-        message = exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
+        log.exception("retention of %s failed in run %s", key, run_id)
+        message = stored_error_text(exc, 300)
         with unit_of_work() as session:
             record(
                 session,

@@ -154,3 +154,18 @@ def test_old_export_files_are_deleted(sqlite_db: str) -> None:
     assert {line.category: line.rows for line in dry_run(OFFICER, now=NOW)}["dsr_exports"] == 1
     enforce(OFFICER, now=NOW)
     assert not old.exists() and new.exists()
+
+
+def test_enforcement_refuses_the_future_and_changed_policies(sqlite_db: str) -> None:
+    from core.errors import Conflict
+    from core.privacy.retention import current_token
+
+    set_policy(OFFICER, "kb_questions", duration_days=365, action="delete", legal_basis="x")
+    reviewed = current_token(OFFICER)
+    with pytest.raises(ValidationError, match="future"):
+        enforce(OFFICER, now=datetime.now(UTC) + timedelta(days=3650))
+    set_policy(OFFICER, "kb_questions", duration_days=1, action="delete", legal_basis="x")
+    with pytest.raises(Conflict, match="changed since you reviewed"):
+        enforce(OFFICER, reviewed_token=reviewed)
+    assert list_runs(OFFICER) == []  # nothing ran
+    assert enforce(OFFICER, reviewed_token=current_token(OFFICER)).status == "ok"
