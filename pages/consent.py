@@ -32,15 +32,16 @@ def render() -> None:
     if flash := st.session_state.pop(FLASH_KEY, None):
         st.success(flash)
     queue_tab, subject_tab, purpose_tab = st.tabs(["Review queue", "Subject", "Purposes"])
-    try:
-        with queue_tab:
-            _review_queue(actor)
-        with subject_tab:
-            _subject(actor)
-        with purpose_tab:
-            _purposes(actor)
-    except DomainError as exc:
-        deps.show_error(exc)
+    for tab, section in (
+        (queue_tab, _review_queue),
+        (subject_tab, _subject),
+        (purpose_tab, _purposes),
+    ):
+        with tab:
+            try:  # one tab's error (e.g. a changed queue) leaves the others usable
+                section(actor)
+            except DomainError as exc:
+                deps.show_error(exc)
 
 
 def _review_queue(actor: Actor) -> None:

@@ -5,6 +5,7 @@ anonymised with a chosen operator."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 
 import pandas as pd
@@ -161,10 +162,18 @@ def _text_tab(actor) -> None:  # type: ignore[no-untyped-def]
             st.code(anonymised, language=None, wrap_lines=True)
 
 
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def markdown_text(text: str) -> str:
+    """Text from a document, shown literally inside Markdown: no links, images or emphasis."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
+
+
 def _document_findings(scan: DocumentScan) -> None:
     st.markdown(
         f"**{sum(scan.counts.values())} findings** ({scan.distinct} different values) in "
-        f"{len(scan.chunks)} of {scan.chunks_scanned} chunks of *{html.escape(scan.title)}*."
+        f"{len(scan.chunks)} of {scan.chunks_scanned} chunks of *{markdown_text(scan.title)}*."
     )
     if not scan.chunks:
         st.success("No personal data found with these settings.", icon=":material/check:")
@@ -172,7 +181,8 @@ def _document_findings(scan: DocumentScan) -> None:
     _counts_chart(scan.counts)
     for c in scan.chunks[:SHOWN_CHUNKS]:
         where = f"page {c.page}" if c.page is not None else f"chunk {c.ordinal + 1}"
-        label = f"{where} · {c.section or 'no section'} · {len(c.findings)} findings"
+        section = markdown_text(c.section) if c.section else "no section"
+        label = f"{where} · {section} · {len(c.findings)} findings"
         with st.expander(label):
             st.html(highlight_html(c.segments))
     if len(scan.chunks) > SHOWN_CHUNKS:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -136,6 +137,21 @@ def below_digital_age(subject: DataSubject, on: datetime) -> int | None:
     return rule.age if age_on(subject.birth_date, on.date()) < rule.age else None
 
 
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+def check_free_text(**fields: str | None) -> None:
+    """Consent events are kept as proof after an erasure and cannot be edited, so their free
+    text must not carry contact details: point to where the proof is instead."""
+    for name, value in fields.items():
+        if value and _EMAIL.search(value):
+            raise ValidationError(
+                f"The {name.replace('_', ' ')} holds an e-mail address. Consent records are kept "
+                "after an erasure and cannot be edited: refer to the proof (form id, ticket "
+                "number) instead of quoting personal data."
+            )
+
+
 def validate_event(
     subject: DataSubject,
     purpose: ConsentPurpose,
@@ -217,6 +233,7 @@ def record_consent(
         purpose = purpose_by_key(session, purpose_key)
         current = latest_events(session, [subject.id]).get((subject.id, purpose.id))
         validate_event(subject, purpose, kind, channel, when, current)
+        check_free_text(proof_reference=proof_ref, note=note)
         event = append_event(
             session,
             actor,

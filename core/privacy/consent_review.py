@@ -28,7 +28,7 @@ from core.auth.guard import require
 from core.auth.roles import Permission
 from core.db import unit_of_work, utcnow
 from core.errors import Conflict, ValidationError
-from core.privacy.consent import age_on, append_event, latest_events
+from core.privacy.consent import age_on, append_event, check_free_text, latest_events
 from core.privacy.models import ConsentPurpose, DataSubject
 from core.privacy.purposes import digital_age_for, version_key
 from core.text import clean_text
@@ -221,6 +221,7 @@ def apply_bulk(
         raise ValidationError(
             "Renewed consent needs a proof reference (e.g. the re-consent campaign's batch id)."
         )
+    check_free_text(proof_reference=proof)
     when = now or utcnow()
     with unit_of_work() as session:
         plan = _plan(session, action, keys, when)

@@ -17,7 +17,8 @@ from core.privacy.sources import ErasureOutcome, register_source, row_dict
 COLUMNS = ("id", "kind", "ts", "channel", "notice_version", "proof_ref", "recorded_by", "note")
 REASON = (
     "GDPR Art. 7(1): proof of consent and of its withdrawal is kept; the events hold no direct "
-    "identifiers once the profile is anonymised."
+    "identifiers once the profile is anonymised (their free text is refused when it holds an "
+    "e-mail address)."
 )
 
 

@@ -77,6 +77,8 @@ def test_nonsense_events_are_refused_with_reasons(db_url: str) -> None:
         record_consent(OFFICER, sid, "marketing", "given", ts=NOW + timedelta(days=2))
     with pytest.raises(ValidationError, match="Unknown channel"):
         record_consent(OFFICER, sid, "marketing", "given", channel="carrier pigeon")
+    with pytest.raises(ValidationError, match="holds an e-mail address"):
+        record_consent(OFFICER, sid, "marketing", "given", note="confirmed by ana@x.si")
     with pytest.raises(NotFound, match="No data subject #999"):
         record_consent(OFFICER, 999, "marketing", "given")
     record_consent(OFFICER, sid, "marketing", "given", ts=NOW - timedelta(days=1))

@@ -113,3 +113,11 @@ def test_scan_a_knowledge_base_document() -> None:
     assert not at.exception and not at.error
     summary = next(m.value for m in at.markdown if " chunks of *" in m.value)
     assert "findings" in summary
+
+
+def test_document_titles_are_shown_literally_in_markdown() -> None:
+    from pages.pii_scanner import markdown_text
+
+    shown = markdown_text("![x](https://evil.example/p.png) *bold* [link](javascript:x)")
+    assert "![" not in shown and "](" not in shown and "*bold*" not in shown
+    assert shown.replace("\\", "") == "![x](https://evil.example/p.png) *bold* [link](javascript:x)"
