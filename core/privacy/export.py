@@ -42,6 +42,7 @@ from core.privacy.requests import load_request, normalise_reference, require_ope
 from core.privacy.sources import (
     DataSource,
     ErasureOutcome,
+    acting_as,
     prepare,
     register_source,
     registered_sources,
@@ -237,7 +238,8 @@ def export_request(actor: Actor, reference: str) -> ExportInfo:
         request = load_request(session, ref)
         _check_exportable(request)
         subject = load_subject(session, request.subject_id)
-        data = {s.name: s.collect(session, subject) for s in sources}
+        with acting_as(actor):  # sources may withhold what the actor may not read
+            data = {s.name: s.collect(session, subject) for s in sources}
         files = _files(sources, data, request, subject, actor, generated_at)
     path = export_path(ref)
     digest, size = _write_zip(path, files, generated_at)

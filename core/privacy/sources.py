@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -44,6 +46,7 @@ from typing import Any, Literal, Protocol, TypeVar, overload, runtime_checkable
 
 from sqlalchemy.orm import Session
 
+from core.auth.actor import Actor
 from core.errors import ConfigurationError
 from core.privacy.models import DataSubject
 from core.privacy.subjects import ERASED_NAME
@@ -62,6 +65,7 @@ SOURCE_MODULES: tuple[str, ...] = (
     "core.audit.privacy_source",
     "core.llm.privacy_source",
     "core.rag.privacy_source",
+    "core.rag.privacy_query_log",
     "core.privacy.profile_source",
 )
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -187,16 +191,36 @@ def row_dict(row: Any, columns: Iterable[str]) -> dict[str, Any]:
     return {c: jsonable(getattr(row, c)) for c in columns}
 
 
+_ACTING: ContextVar[Actor | None] = ContextVar("privacy_source_actor", default=None)
+
+
+@contextmanager
+def acting_as(actor: Actor) -> Iterator[None]:
+    """Who an export runs for, so a source can withhold what that person may not read (the
+    knowledge base's collections are open per role)."""
+    token = _ACTING.set(actor)
+    try:
+        yield
+    finally:
+        _ACTING.reset(token)
+
+
+def acting_actor() -> Actor | None:
+    return _ACTING.get()
+
+
 def mention_patterns(subject: DataSubject) -> list[re.Pattern[str]]:
-    """Case-insensitive patterns for the subject's e-mail and full name (any run of spaces or a
-    line break between the parts of the name). Empty once the profile is erased."""
+    """Case-insensitive patterns for the subject's e-mail and full name of two words or more (any
+    run of spaces or a line break between the parts of the name). Empty once the profile is
+    erased."""
     if subject.erased_at is not None or subject.full_name == ERASED_NAME:
         return []
     patterns = []
     if subject.email:
         patterns.append(re.compile(rf"(?<![\w.+-]){re.escape(subject.email)}(?![\w-])", re.I))
     parts = subject.full_name.split()
-    if parts and len(subject.full_name.strip()) >= 3:
+    # at least two words: a one-word "name" (a company, a project) would match far too much
+    if len(parts) >= 2 and len(subject.full_name.strip()) >= 5:
         name = r"\s+".join(re.escape(p) for p in parts)
         patterns.append(re.compile(rf"(?<!\w){name}(?!\w)", re.I))
     return patterns

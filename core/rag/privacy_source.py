@@ -14,7 +14,7 @@ again; after the commit the in-memory index is updated and the new generation sa
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -31,11 +31,13 @@ from core.privacy.models import DataSubject
 from core.privacy.sources import (
     PLACEHOLDER,
     ErasureOutcome,
+    acting_actor,
     mention_patterns,
     mention_spans,
     register_source,
 )
 from core.rag.chunking import content_hash
+from core.rag.collections import may_access
 from core.rag.embedders import embedder_for
 from core.rag.ingest import embed_text
 from core.rag.models import Chunk, Collection, Document
@@ -63,7 +65,7 @@ REASON = (
 )
 
 
-def _needles(subject: DataSubject) -> list[str]:
+def needles(subject: DataSubject) -> list[str]:
     """Substrings to pre-select candidate passages in SQL (the patterns then decide): the
     e-mail and the name's longest word (a line break may sit between the name's words)."""
     parts = sorted(subject.full_name.split(), key=len, reverse=True)
@@ -71,10 +73,10 @@ def _needles(subject: DataSubject) -> list[str]:
     return [w for w in (subject.email, name) if w]
 
 
-def _like_any(column: Any, needles: list[str]) -> list[ColumnElement[bool]]:
+def like_any(column: Any, words: list[str]) -> list[ColumnElement[bool]]:
     # lower() folds only ASCII on SQLite, so also try the usual spellings as they are
     out: list[ColumnElement[bool]] = []
-    for needle in needles:
+    for needle in words:
         out.append(func.lower(column).contains(needle.lower(), autoescape=True))
         for variant in {needle, needle.upper(), needle.title(), needle.capitalize()}:
             out.append(column.contains(variant, autoescape=True))
@@ -83,12 +85,12 @@ def _like_any(column: Any, needles: list[str]) -> list[ColumnElement[bool]]:
 
 def matching_chunks(session: Session, subject: DataSubject) -> list[Chunk]:
     patterns = mention_patterns(subject)
-    needles = _needles(subject)
-    if not patterns or not needles:
+    words = needles(subject)
+    if not patterns or not words:
         return []
     stmt = (
         select(Chunk)
-        .where(or_(*_like_any(Chunk.text, needles), *_like_any(Chunk.section, needles)))
+        .where(or_(*like_any(Chunk.text, words), *like_any(Chunk.section, words)))
         .order_by(Chunk.id)
     )
     return [
@@ -247,10 +249,29 @@ class KnowledgeBaseSource:
         find_pii_batch(["warm-up"], entities=IDENTIFIER_ENTITIES, check_text_language=False)
 
     def collect(self, session: Session, subject: DataSubject) -> list[dict[str, Any]]:
+        """The passages, from the collections the exporting person may open; for the others
+        only how many passages were withheld (an admin, who may open all, exports all)."""
         chunks = matching_chunks(session, subject)
+        collections = {c.id: c for c in session.scalars(select(Collection))}
+        actor = acting_actor()
+        if actor is not None:
+            closed = {i for i, c in collections.items() if not may_access(actor, c)}
+            withheld = Counter(c.collection_id for c in chunks if c.collection_id in closed)
+            chunks = [c for c in chunks if c.collection_id not in closed]
+        else:
+            withheld = Counter()
         docs = _documents(session, {c.document_id for c in chunks})
-        names = {int(i): str(n) for i, n in session.execute(select(Collection.id, Collection.name))}
-        return [
+        names = {i: c.name for i, c in collections.items()}
+        notes = [
+            {
+                "collection": names.get(cid, ""),
+                "withheld_passages": n,
+                "reason": "the collection is not open to the exporting person's role; an "
+                "admin can export it",
+            }
+            for cid, n in sorted(withheld.items())
+        ]
+        return notes + [
             {
                 "collection": names.get(c.collection_id, ""),
                 "document": docs[c.document_id].source if c.document_id in docs else "",

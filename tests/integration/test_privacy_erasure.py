@@ -302,3 +302,36 @@ def test_cli_erase_and_certificate(sqlite_db: str, tmp_path: Any) -> None:
     assert erasure.verify_certificate(json.loads(out.read_text()))
     again = runner.invoke(requests_app, ["erase", ref])
     assert again.exit_code == 1 and "already completed" in again.output
+
+
+def test_questions_asked_about_the_subject_are_scrubbed(sqlite_db: str) -> None:
+    from core.privacy import requests as requests_service
+    from core.privacy.erasure import run_erasure
+    from core.privacy.subjects import register_subject
+    from core.rag.models import QueryLog
+
+    officer = Actor("cora", Role.COMPLIANCE_OFFICER)
+    subject = register_subject(officer, email="jane.doe@x.si", full_name="Jane Doe", country="SI")
+    with unit_of_work() as session:
+        session.add_all(
+            [
+                QueryLog(actor="cora", question="What is JANE DOE's address?", status="ok",
+                         answer="Jane Doe (jane.doe@x.si) lives in Ljubljana.", passages="[]"),
+                QueryLog(actor="cora", question="Refund policy?", status="ok", answer="30 days."),
+            ]
+        )  # fmt: skip
+    info = requests_service.open_request(officer, subject_id=subject.id, kind="erasure")
+    requests_service.verify_identity(officer, info.reference, method="email_link")
+    status = run_erasure(officer, info.reference)
+    step = next(s for s in status.steps if s.source == "kb_questions")
+    assert (step.action, step.rows) == ("anonymised", 1)
+    with unit_of_work() as session:
+        rows = session.scalars(select(QueryLog).order_by(QueryLog.id)).all()
+        texts = [(r.question, r.answer) for r in rows]
+    assert texts == [
+        (
+            "What is [erased subject]'s address?",
+            "[erased subject] ([erased subject]) lives in Ljubljana.",
+        ),
+        ("Refund policy?", "30 days."),
+    ]

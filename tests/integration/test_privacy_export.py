@@ -283,3 +283,26 @@ def test_to_csv_flattens_nested_records_and_neutralises_formulas() -> None:
     assert rows[0] == ["a", "meta.x", "meta.y", "tags", "b"]
     assert rows[1] == ["1", "'=1+1", "", "", ""]
     assert rows[2] == ["2", "", "", '["p", "q"]', "'-5"]
+
+
+def test_passages_of_collections_closed_to_the_exporter_are_withheld(sqlite_db: str) -> None:
+    world = make_world()
+    cid = add_kb_rows([f"Ticket 12: Ana Novak wrote from {EMAIL}."])
+    with unit_of_work() as session:
+        closed = session.get(Collection, cid)
+        assert closed is not None
+        closed.roles = "ml_engineer"  # not open to compliance officers
+    ref = verified_request(world.ana.id)
+    files = members(export.export_request(COMPLIANCE, ref).path.read_bytes())
+    kb = json.loads(files["data/knowledge_base.json"])
+    assert kb == [
+        {
+            "collection": "Support tickets",
+            "withheld_passages": 1,
+            "reason": "the collection is not open to the exporting person's role; an admin "
+            "can export it",
+        }
+    ]
+    assert b"Ticket 12" not in b"".join(files.values())
+    admin = export.export_request(Actor("ada", Role.ADMIN), ref)
+    assert "Ticket 12" in members(admin.path.read_bytes())["data/knowledge_base.json"].decode()
