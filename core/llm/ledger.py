@@ -120,6 +120,10 @@ class LedgerWriter:
         if self._failed:  # the database was down: one synchronous try, then report
             self._write([])
 
+    def backlog(self) -> int:
+        """Rows accepted but not yet in the database (queued, or waiting for it to return)."""
+        return self._queue.qsize() + len(self._failed)
+
 
 LEDGER = LedgerWriter()
 atexit.register(LEDGER.flush)

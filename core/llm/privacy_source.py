@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from core.errors import DatabaseUnavailable
 from core.llm.ledger import LEDGER
 from core.llm.models import LLMUsage
 from core.privacy.models import DataSubject
@@ -62,6 +63,11 @@ class LLMUsageSource:
     def prepare(self, subject_id: int, erasing: bool) -> None:
         # rows still queued in the writer thread would escape both export and erasure
         LEDGER.flush(5.0)
+        if LEDGER.backlog():
+            raise DatabaseUnavailable(
+                f"{LEDGER.backlog():,} LLM usage rows are still waiting to be written to the "
+                "database; try again in a minute so none of the subject's calls is missed."
+            )
 
     def collect(self, session: Session, subject: DataSubject) -> list[dict[str, Any]]:
         rows = session.scalars(select(LLMUsage).where(_of(subject)).order_by(LLMUsage.id))

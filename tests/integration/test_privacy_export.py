@@ -306,3 +306,16 @@ def test_passages_of_collections_closed_to_the_exporter_are_withheld(sqlite_db: 
     assert b"Ticket 12" not in b"".join(files.values())
     admin = export.export_request(Actor("ada", Role.ADMIN), ref)
     assert "Ticket 12" in members(admin.path.read_bytes())["data/knowledge_base.json"].decode()
+
+
+def test_usage_rows_still_queued_stop_the_export_rather_than_be_missed(
+    sqlite_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.errors import DatabaseUnavailable
+
+    world = make_world()
+    ref = verified_request(world.ana.id)
+    monkeypatch.setattr(LEDGER, "backlog", lambda: 3)
+    with pytest.raises(DatabaseUnavailable, match="3 LLM usage rows are still waiting"):
+        export.export_request(COMPLIANCE, ref)
+    assert not export.export_path(ref).exists()
