@@ -117,6 +117,21 @@ def _bulk(actor: Actor, selected: list[tuple[int, str]]) -> None:
         f"Preview: {len(preview.changes)} consent(s) would be {action}d; "
         f"{len(preview.skipped)} skipped."
     )
+    if preview.changes:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "Subject id": c.subject_id,
+                        "Purpose": c.purpose,
+                        "From": c.before,
+                        "To": c.after,
+                    }
+                    for c in preview.changes
+                ]
+            ),
+            hide_index=True,
+        )
     if preview.skipped:
         st.dataframe(
             pd.DataFrame(
@@ -217,6 +232,7 @@ def _record_form(
             consent.record_consent(
                 actor, subject.id, purpose, kind, channel=channel, proof_ref=proof, note=note
             )
+            st.session_state.pop(RECEIPT_KEY, None)  # a prepared receipt is now out of date
             st.session_state[FLASH_KEY] = f"Recorded: {purpose} {kind}."
             st.rerun()  # the tables above show the change
 
