@@ -22,6 +22,9 @@ _STATE_COLOURS = {
     "down": "#c62828",
     "open": "#c62828",
     "off": "#757575",
+    "done": "#2e7d32",
+    "pending": "#757575",
+    "failed": "#c62828",
 }
 
 

@@ -13,10 +13,11 @@ import plotly.express as px
 import streamlit as st
 
 from console import deps, widgets
+from console.erasure_panel import certificate_panel, erasure_panel
 from core.auth.actor import Actor
 from core.auth.roles import Permission, has_permission
 from core.errors import DomainError
-from core.privacy import deadlines, erasure, export, subjects
+from core.privacy import deadlines, export, subjects
 from core.privacy import requests as rq
 from core.privacy.rectification import rectify_subject
 
@@ -25,7 +26,6 @@ NEXT_KEY = "dsr_next"  # a reference to select on the next run (set before the s
 FLASH_KEY = "dsr_flash"
 DOWNLOAD_KEY = "dsr_download"  # (reference, file name, bytes) of a prepared export
 DUE_SOON_DAYS = 7
-_STEP_COLOURS = {"done": "#2e7d32", "pending": "#757575", "failed": "#c62828"}
 
 
 def _flash(message: str, kind: str = "success") -> None:
@@ -416,99 +416,6 @@ def _export(actor: Actor, info: rq.RequestInfo) -> None:
             st.caption(f"Last export sha256 {info.export_sha256}")
 
 
-def _steps_table(status: erasure.ErasureStatus) -> None:
-    frame = pd.DataFrame(
-        [
-            {
-                "Source": s.label,
-                "Status": s.status,
-                "Action": s.action,
-                "Rows": s.rows,
-                "Reason / error": s.error if s.status == "failed" else s.reason,
-                "Finished": deps.local_time(s.finished_at, "%Y-%m-%d %H:%M:%S"),
-            }
-            for s in status.steps
-        ]
-    )
-
-    def colour(value: object) -> str:
-        hue = _STEP_COLOURS.get(str(value))
-        return f"color: {hue}; font-weight: 600" if hue else ""
-
-    st.dataframe(frame.style.map(colour, subset=["Status"]), hide_index=True, width="stretch")
-
-
-def _erasure(actor: Actor, info: rq.RequestInfo) -> None:
-    status = erasure.erasure_status(actor, info.reference)
-    with st.container(border=True):
-        st.markdown("**Erasure across every data source**")
-        if status.steps:
-            _steps_table(status)
-        if status.state == "completed":
-            st.success(status.message)
-        elif status.needs_resume:
-            st.error(status.message, icon=":material/warning:")
-        if status.state == "completed" or not has_permission(actor.role, Permission.DSR_ERASE):
-            return
-        if info.verified_at is None:
-            st.caption("Verify the requester's identity first.")
-        sure = st.checkbox(
-            "I understand: the subject's data is deleted or anonymised; this cannot be undone.",
-            key=f"dsr_erase_sure_{info.reference}",
-        )
-        label = "Resume erasure" if status.needs_resume else "Run erasure"
-        if st.button(
-            label,
-            type="primary",
-            icon=":material/delete_forever:",
-            disabled=not sure or info.verified_at is None or not info.is_open,
-            key="dsr_erase_button",
-        ):
-            _run_erasure(actor, info.reference)
-
-
-def _run_erasure(actor: Actor, reference: str) -> None:
-    with st.status("Erasing...", expanded=True) as box:
-        bar = st.progress(0.0)
-
-        def on_progress(done: int, total: int, label: str, state: str) -> None:
-            bar.progress(min(done / total, 1.0) if total else 1.0, text=f"{done}/{total}")
-            if label:
-                st.write(f"{label}...")
-
-        try:
-            result = erasure.run_erasure(actor, reference, on_progress)
-        except DomainError as exc:
-            box.update(label="Erasure refused", state="error")
-            deps.show_error(exc)
-            return
-        done = result.state == "completed"
-        box.update(label=result.message, state="complete" if done else "error")
-    _flash(result.message, "success" if done else "warning")
-    st.rerun()
-
-
-def _certificate(actor: Actor, info: rq.RequestInfo) -> None:
-    certificate = erasure.get_certificate(actor, info.reference)
-    with st.container(border=True):
-        st.markdown(f"**Completion certificate** · sha256 `{certificate['sha256']}`")
-        retained = certificate.get("retained", [])
-        if retained:
-            st.markdown(
-                "Retained, with the reason:\n"
-                + "\n".join(f"- **{r['label']}** ({r['rows']}): {r['reason']}" for r in retained)
-            )
-        st.json(certificate, expanded=False)
-        st.download_button(
-            "Download certificate (JSON)",
-            json.dumps(certificate, indent=2, ensure_ascii=False),
-            f"{info.reference}-certificate.json",
-            "application/json",
-            icon=":material/verified:",
-            key="dsr_certificate_download",
-        )
-
-
 def _close_or_reject(actor: Actor, info: rq.RequestInfo) -> None:
     kind = deadlines.get_kind(info.kind)
     left, right = st.columns(2)
@@ -576,9 +483,9 @@ def _request(actor: Actor) -> None:
     if kind.exports and has_permission(actor.role, Permission.DSR_MANAGE):
         _export(actor, info)
     if kind.erases:
-        _erasure(actor, info)
+        erasure_panel(actor, info, _flash)
     if info.has_certificate:
-        _certificate(actor, info)
+        certificate_panel(actor, info)
     if manage:
         _close_or_reject(actor, info)
     _timeline(actor, info)
