@@ -7,7 +7,6 @@ their message and exit with status 1; `erase` also exits 1 while the erasure is 
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -138,15 +137,17 @@ def export_cmd(
     out: Annotated[Path | None, typer.Option(help="also copy the zip here")] = None,
 ) -> None:
     """Build the access/portability export (zip of JSON and CSV per data source)."""
-    from core.privacy.export import export_request
+    from core.privacy.export import export_request, read_export
 
     with reported():
         info = export_request(cli_actor(), reference)
+        # the copy leaves the system: checked against the stored checksum and audited
+        data = read_export(cli_actor(), reference)[1] if out is not None else b""
     for source, count in info.counts.items():
         typer.echo(f"  {source:<16} {count:>6} records")
     typer.echo(f"{info.path} ({info.size_bytes:,} bytes, sha256 {info.sha256})")
     if out is not None:
-        shutil.copyfile(info.path, out)
+        out.write_bytes(data)
         typer.echo(f"Copied to {out}")
 
 

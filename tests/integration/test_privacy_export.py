@@ -319,3 +319,20 @@ def test_usage_rows_still_queued_stop_the_export_rather_than_be_missed(
     with pytest.raises(DatabaseUnavailable, match="3 LLM usage rows are still waiting"):
         export.export_request(COMPLIANCE, ref)
     assert not export.export_path(ref).exists()
+
+
+def test_cli_export_copy_is_checked_and_audited(sqlite_db: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from core.audit.service import AuditFilter, query
+    from core.privacy.cli_requests import requests_app
+
+    world = make_world()
+    ref = verified_request(world.ana.id)
+    out = tmp_path / "copy.zip"
+    result = CliRunner().invoke(requests_app, ["export", ref, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == export.export_path(ref).read_bytes()
+    with unit_of_work() as session:
+        actions = [e.action for e in query(session, AuditFilter(text=ref))]
+    assert "privacy.request.download" in actions
