@@ -1,4 +1,8 @@
-"""The demo tenant: deterministic, complete, all-or-nothing, and only into an empty database."""
+"""The demo tenant: deterministic, complete, all-or-nothing, and only into an empty database.
+
+Seeding and its atomicity run on both stores; determinism, the empty-database rule and the
+Regulations search do not depend on the store and run on SQLite only (each PostgreSQL seeding
+costs about 15 s of the suite's budget)."""
 
 from __future__ import annotations
 
@@ -73,7 +77,7 @@ def _assert_privacy_history_exercises_the_review_queue() -> None:
     assert all(p.enabled and p.duration_days for p in list_policies(officer))
 
 
-def test_same_seed_same_tenant_and_passwords_are_never_derived(db_url: str) -> None:
+def test_same_seed_same_tenant_and_passwords_are_never_derived(sqlite_db: str) -> None:
     first = seed_demo(ADMIN, anchor=ANCHOR, seed=7)
     orgs = _orgs()
     with unit_of_work() as session:
@@ -88,7 +92,7 @@ def test_same_seed_same_tenant_and_passwords_are_never_derived(db_url: str) -> N
     assert first.credentials != second.credentials
 
 
-def test_seed_skips_or_refuses_a_non_empty_database(db_url: str) -> None:
+def test_seed_skips_or_refuses_a_non_empty_database(sqlite_db: str) -> None:
     seed_demo(ADMIN, anchor=ANCHOR)
     again = seed_demo(ADMIN, anchor=ANCHOR, if_empty=True)
     assert not again.seeded and again.credentials == {}
@@ -116,7 +120,7 @@ def test_only_admins_seed(db_url: str) -> None:
         seed_demo(Actor("fin", Role.FINANCE))
 
 
-def test_demo_regulations_collection_answers_the_access_request_question(db_url: str) -> None:
+def test_demo_regulations_collection_answers_the_access_request_question(sqlite_db: str) -> None:
     """The GDPR as the demo's "Regulations" collection: every article and recital is a document,
     and the deadline question finds the one-month rule first: Article 12(3), or Recital 59 which
     states the same deadline (int8 embeddings rank the two differently on CPUs with and without
