@@ -1,0 +1,1 @@
+"""Billing: plans, usage-based charges, invoices, Stripe sync, revenue analytics."""
