@@ -15,7 +15,7 @@ from core.privacy import requests as rq
 from core.privacy.subjects import SubjectInfo, register_subject, search_subjects
 from pages.data_requests import queue_frame
 from tests.helpers import ADMIN
-from tests.ui.conftest import assert_page_refused, open_page, roles_allowed, signed_in_app
+from tests.ui.conftest import open_page, roles_allowed, signed_in_app
 
 PAGE = "data_requests"
 ALLOWED = roles_allowed(PAGE)
@@ -47,9 +47,8 @@ def test_renders_the_queue_and_the_forms(role: Role) -> None:
     assert at.multiselect(key="dsr_status").value == list(rq.OPEN_STATUSES)
 
 
-@pytest.mark.parametrize("role", sorted(set(Role) - set(ALLOWED)))
-def test_other_roles_are_refused(role: Role) -> None:
-    assert_page_refused(role, PAGE)
+# Refusal for every other role: tests/ui/test_navigation.py::test_other_roles_cannot_open_the_page
+# (not in their navigation, and the script refuses when run directly).
 
 
 def test_an_overdue_request_is_alerted_and_highlighted() -> None:

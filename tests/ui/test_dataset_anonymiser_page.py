@@ -10,7 +10,7 @@ import pytest
 from core.auth.roles import Role
 from core.privacy.datasets import ColumnReport, DatasetScan
 from pages.dataset_anonymiser import UPLOAD_TYPES, fingerprint, report_frame
-from tests.ui.conftest import assert_page_refused, open_page, roles_allowed, signed_in_app
+from tests.ui.conftest import open_page, roles_allowed, signed_in_app
 
 PAGE = "dataset_anonymiser"
 CSV = (
@@ -53,9 +53,8 @@ def test_renders_for_every_allowed_role(role: Role) -> None:
     assert at.info[0].value.startswith("Upload a .csv or .parquet file (up to 200 MB)")
 
 
-@pytest.mark.parametrize("role", [r for r in Role if r not in roles_allowed(PAGE)])
-def test_other_roles_are_refused(role: Role) -> None:
-    assert_page_refused(role, PAGE)
+# Refusal for every other role: tests/ui/test_navigation.py::test_other_roles_cannot_open_the_page
+# (not in their navigation, and the script refuses when run directly).
 
 
 def test_upload_scan_choose_preview_anonymise_download() -> None:

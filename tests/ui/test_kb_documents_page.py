@@ -10,7 +10,7 @@ from core.rag.collections import list_collections
 from core.rag.ingest import IngestReport, UploadedFile
 from pages.kb_documents import UPLOAD_TYPES, report_frame, uploaded_files
 from tests.helpers import ADMIN
-from tests.ui.conftest import assert_page_refused, open_page, roles_allowed, signed_in_app
+from tests.ui.conftest import open_page, roles_allowed, signed_in_app
 
 PAGE = "kb_documents"
 HANDBOOK = b"""# Travel policy
@@ -78,9 +78,8 @@ def test_renders_collections_with_counts(role: Role) -> None:
     assert "GDPR Article 12" in set(documents["Source"])
 
 
-@pytest.mark.parametrize("role", [r for r in Role if r not in roles_allowed(PAGE)])
-def test_other_roles_are_refused(role: Role) -> None:
-    assert_page_refused(role, PAGE)
+# Refusal for every other role: tests/ui/test_navigation.py::test_other_roles_cannot_open_the_page
+# (not in their navigation, and the script refuses when run directly).
 
 
 def test_a_bad_collection_name_gets_a_clear_error() -> None:
