@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     stripe_api_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
+    # Stripe's API host; only changed to point the SDK at a local Stripe-speaking server (tests)
+    stripe_api_base: str | None = None
+    # Billing: where the seller is established (decides domestic VAT vs reverse charge / OSS),
+    # the currency dashboards convert to, and the days an invoice has before it is due
+    billing_seller_country: str = Field(default="IE", min_length=2, max_length=2)
+    billing_reporting_currency: str = Field(default="EUR", min_length=3, max_length=3)
+    billing_days_until_due: int = Field(default=30, ge=0, le=365)
     # PII anonymisation: AES key (16, 24 or 32 bytes) for reversible encryption, and the salt that
     # makes hashed values linkable across a dataset (unset: a random salt per value)
     pii_encryption_key: SecretStr | None = None

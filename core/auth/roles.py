@@ -46,6 +46,10 @@ class Permission(StrEnum):
     DSR_ERASE = "privacy.dsr.erase"  # run an erasure across every data source
     RETENTION_MANAGE = "privacy.retention.manage"  # edit policies, enforce retention
     PII_SCAN = "privacy.pii.scan"  # scan text, datasets and documents; anonymise datasets
+    BILLING_READ = "billing.read"  # customers, plans, invoices, revenue and margin dashboards
+    BILLING_MANAGE = "billing.manage"  # catalogue, customers, subscriptions, coupons, usage import
+    BILLING_INVOICE = "billing.invoice"  # invoice runs, finalise, void, credit notes, payments
+    BILLING_SYNC = "billing.sync"  # push to Stripe, pull Stripe's events
 
 
 _EVERYTHING = frozenset(Permission)
@@ -89,6 +93,10 @@ PERMISSION_MATRIX: dict[Role, frozenset[Permission]] = {
             Permission.LLM_BUDGETS_MANAGE,
             Permission.LLM_PRICES_MANAGE,
             Permission.LLM_LEDGER_EXPORT,
+            Permission.BILLING_READ,
+            Permission.BILLING_MANAGE,
+            Permission.BILLING_INVOICE,
+            Permission.BILLING_SYNC,
         }
     ),
 }

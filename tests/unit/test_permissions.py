@@ -38,6 +38,10 @@ EXPECTED: dict[Permission, set[Role]] = {
     Permission.DSR_MANAGE: {A, C},
     Permission.DSR_ERASE: {A, C},
     Permission.RETENTION_MANAGE: {A, C},
+    Permission.BILLING_READ: {A, F},
+    Permission.BILLING_MANAGE: {A, F},
+    Permission.BILLING_INVOICE: {A, F},
+    Permission.BILLING_SYNC: {A, F},
     Permission.PII_SCAN: {A, C, M},
 }
 
