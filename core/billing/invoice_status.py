@@ -63,9 +63,11 @@ def next_number(session: Session, year: int) -> str:
     return f"{prefix}{seq:06d}"
 
 
-def finalise(session: Session, invoice: Invoice, at: datetime) -> None:
+def finalise(session: Session, invoice: Invoice, at: datetime, number: str | None = None) -> None:
+    """Number, issue and open a draft. `number` lets a bulk caller that holds the write lock
+    (the demo seeder) hand out the sequence itself instead of one query per invoice."""
     _move(invoice, "open")
-    invoice.number = next_number(session, at.year)
+    invoice.number = number or next_number(session, at.year)
     invoice.issued_at = at
     invoice.due_at = at + timedelta(days=get_settings().billing_days_until_due)
     if invoice.total == 0:  # nothing to collect: Stripe marks such invoices paid at once

@@ -32,6 +32,7 @@ SEEDER_MODULES = [
     "core.llm.seed",
     "core.rag.seed",
     "core.privacy.seed",
+    "core.billing.seed",
 ]
 
 

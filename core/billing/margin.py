@@ -1,0 +1,232 @@
+"""Gross margin per customer after LLM cost: what a customer was billed for a period against what
+their traffic cost us at the model providers. Billing tools see the first, the gateway the second;
+this puts them side by side and flags the customers we lose money on.
+
+Revenue: invoices whose period starts in [start, end), except void ones. Drafts count: the latest
+month is usually drafted but not yet finalised, and leaving it out would show its LLM cost against
+no revenue. Revenue is net of discounts and tax (subtotal - discount) and of the credit notes on
+those invoices (their amount less their tax), whenever they were issued.
+
+LLM cost: every usage-ledger row of the customer's organisation in [start, end), failed attempts
+included (a provider may bill them), summed as micro-USD and converted once per customer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.auth.actor import Actor
+from core.auth.guard import require
+from core.auth.roles import Permission
+from core.billing import catalog, fx
+from core.billing.metrics_frames import check_currency, query
+from core.billing.models import (
+    CreditNote,
+    Customer,
+    Invoice,
+    Price,
+    Product,
+    Subscription,
+    SubscriptionItem,
+)
+from core.db import unit_of_work
+from core.llm.models import LLMUsage
+
+NO_PLAN = "(no plan)"
+CUSTOMER_COLUMNS = [
+    "customer_id",
+    "organisation_id",
+    "customer",
+    "plan",
+    "revenue",
+    "llm_cost",
+    "gross_margin",
+    "margin_pct",
+    "losing_money",
+]
+PLAN_COLUMNS = [
+    "plan",
+    "customers",
+    "customers_losing_money",
+    "revenue",
+    "llm_cost",
+    "gross_margin",
+    "margin_pct",
+    "losing_money",
+]
+_CHUNK = 100_000
+
+
+@dataclass(frozen=True)
+class Margin:
+    currency: str
+    start: datetime
+    end: datetime
+    customers: pd.DataFrame  # CUSTOMER_COLUMNS, worst gross margin first
+    plans: pd.DataFrame  # PLAN_COLUMNS, worst first
+
+
+def margin_pct(gross_margin: int, revenue: int) -> float:
+    return round(100 * gross_margin / revenue, 1) if revenue else math.nan
+
+
+def _revenue(
+    session: Session, start: datetime, end: datetime, currency: str | None, target: str
+) -> dict[int, int]:
+    in_range = (
+        select(Invoice.id)
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.period_start >= start, Invoice.period_start < end, Invoice.status != "void")
+    )
+    if currency is not None:
+        in_range = in_range.where(Customer.currency == target)
+    credited_rows = session.execute(
+        select(CreditNote.invoice_id, func.sum(CreditNote.amount - CreditNote.tax))
+        .where(CreditNote.invoice_id.in_(in_range.scalar_subquery()))
+        .group_by(CreditNote.invoice_id)
+    )
+    credited = {inv_id: int(net) for inv_id, net in credited_rows}
+    revenue: dict[int, int] = defaultdict(int)
+    rows = session.execute(
+        select(
+            Invoice.id, Invoice.customer_id, Invoice.currency, Invoice.subtotal, Invoice.discount
+        ).where(Invoice.id.in_(in_range.scalar_subquery()))
+    )
+    for inv_id, cust_id, inv_currency, subtotal, discount in rows:
+        net = subtotal - discount - credited.get(inv_id, 0)
+        revenue[cust_id] += fx.convert(net, inv_currency, target)
+    return revenue
+
+
+def usage_cost_micros(
+    session: Session, start: datetime, end: datetime, organisations: pd.DataFrame
+) -> dict[int, int]:
+    """LLM cost in micro-USD per customer id. `organisations` maps organisation_id ->
+    customer_id; the ledger rows of the range are streamed into frames and grouped by DuckDB."""
+    stmt = select(LLMUsage.customer_id, LLMUsage.cost_micros).where(
+        LLMUsage.ts >= start, LLMUsage.ts < end, LLMUsage.customer_id.is_not(None)
+    )
+    parts = []
+    result = session.execute(stmt.execution_options(yield_per=_CHUNK))
+    for chunk in result.partitions():
+        pairs = np.array(chunk, dtype=np.int64).reshape(-1, 2)
+        parts.append(pd.DataFrame({"organisation_id": pairs[:, 0], "cost_micros": pairs[:, 1]}))
+    if not parts:
+        return {}
+    usage = pd.concat(parts, ignore_index=True)
+    sums = query(
+        """
+        SELECT o.customer_id, CAST(SUM(u.cost_micros) AS BIGINT) AS micros
+        FROM usage u JOIN orgs o ON o.organisation_id = u.organisation_id
+        GROUP BY o.customer_id
+        """,
+        usage=usage,
+        orgs=organisations,
+    )
+    return {int(c): int(m) for c, m in zip(sums["customer_id"], sums["micros"], strict=True)}
+
+
+def _plans(session: Session, start: datetime, end: datetime) -> dict[int, str]:
+    """Each customer's main licensed product over the range: the item with the largest
+    (monthly) charge among those in force at some point of it; the latest one on a tie."""
+    rows = session.execute(
+        select(
+            Subscription.customer_id,
+            Product.name,
+            Price,
+            SubscriptionItem.quantity,
+            SubscriptionItem.started_at,
+        )
+        .join(Subscription, Subscription.id == SubscriptionItem.subscription_id)
+        .join(Price, Price.id == SubscriptionItem.price_id)
+        .join(Product, Product.id == Price.product_id)
+        .where(
+            Price.scheme.in_(catalog.LICENSED),
+            SubscriptionItem.started_at < end,
+            (SubscriptionItem.ended_at.is_(None)) | (SubscriptionItem.ended_at > start),
+        )
+    )
+    best: dict[int, tuple[int, datetime, str]] = {}
+    for cust_id, product, price, quantity, started in rows:
+        amount = catalog.charge(price, quantity) // (12 if price.interval == "year" else 1)
+        if cust_id not in best or (amount, started) > best[cust_id][:2]:
+            best[cust_id] = (amount, started, product)
+    return {c: v[2] for c, v in best.items()}
+
+
+def margin_frames(
+    session: Session, start: datetime, end: datetime, currency: str | None = None
+) -> Margin:
+    target = check_currency(currency)
+    customers_stmt = select(Customer.id, Customer.organisation_id, Customer.name)
+    if currency is not None:
+        customers_stmt = customers_stmt.where(Customer.currency == target)
+    known = session.execute(customers_stmt).all()
+    organisations = pd.DataFrame(
+        [(org, cust) for cust, org, _ in known], columns=["organisation_id", "customer_id"]
+    ).astype("int64")
+    revenue = _revenue(session, start, end, currency, target)
+    cost = {
+        c: fx.micros_usd_to_minor(m, target)
+        for c, m in usage_cost_micros(session, start, end, organisations).items()
+    }
+    plans = _plans(session, start, end)
+    rows = []
+    for cust_id, org_id, name in known:
+        if cust_id not in revenue and cust_id not in cost:
+            continue
+        income, spent = revenue.get(cust_id, 0), cost.get(cust_id, 0)
+        plan, gross = plans.get(cust_id, NO_PLAN), income - spent
+        rows.append(
+            (
+                cust_id,
+                org_id,
+                name,
+                plan,
+                income,
+                spent,
+                gross,
+                margin_pct(gross, income),
+                spent > income,
+            )
+        )
+    per_customer = pd.DataFrame(rows, columns=CUSTOMER_COLUMNS).astype(
+        {c: "int64" for c in ("customer_id", "organisation_id", "revenue", "llm_cost")}
+        | {"gross_margin": "int64", "margin_pct": "float64", "losing_money": "bool"}
+    )
+    per_customer = per_customer.sort_values(
+        ["gross_margin", "customer_id"], kind="stable"
+    ).reset_index(drop=True)
+    per_plan = (
+        per_customer.groupby("plan", as_index=False)
+        .agg(
+            customers=("customer_id", "size"),
+            customers_losing_money=("losing_money", "sum"),
+            revenue=("revenue", "sum"),
+            llm_cost=("llm_cost", "sum"),
+            gross_margin=("gross_margin", "sum"),
+        )
+        .astype({"customers": "int64", "customers_losing_money": "int64"})
+    )
+    per_plan["margin_pct"] = [
+        margin_pct(int(g), int(r))
+        for g, r in zip(per_plan["gross_margin"], per_plan["revenue"], strict=True)
+    ]
+    per_plan["losing_money"] = per_plan["llm_cost"] > per_plan["revenue"]
+    per_plan = per_plan.sort_values(["gross_margin", "plan"], kind="stable")
+    return Margin(target, start, end, per_customer, per_plan[PLAN_COLUMNS].reset_index(drop=True))
+
+
+def margin(actor: Actor, start: datetime, end: datetime, currency: str | None = None) -> Margin:
+    """Revenue, LLM cost and gross margin per customer and per plan for [start, end)."""
+    require(actor, Permission.BILLING_READ, action="billing.metrics.read")
+    with unit_of_work(read_only=True) as session:
+        return margin_frames(session, start, end, currency)
