@@ -47,9 +47,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec(
         "retention", "Retention", ":material/auto_delete:", "Compliance", Permission.PRIVACY_READ
     ),
-    PageSpec(
-        "pii_scanner", "PII scanner", ":material/policy:", "Compliance", Permission.PII_SCAN
-    ),
+    PageSpec("pii_scanner", "PII scanner", ":material/policy:", "Compliance", Permission.PII_SCAN),
     PageSpec(
         "dataset_anonymiser",
         "Dataset anonymiser",
@@ -76,6 +74,25 @@ PAGES: tuple[PageSpec, ...] = (
         "Finance",
         Permission.LLM_PRICES_MANAGE,
     ),
+    PageSpec("revenue", "Revenue", ":material/monitoring:", "Finance", Permission.BILLING_READ),
+    PageSpec(
+        "billing_customers",
+        "Customers",
+        ":material/storefront:",
+        "Finance",
+        Permission.BILLING_READ,
+    ),
+    PageSpec(
+        "billing_invoices",
+        "Invoices",
+        ":material/request_quote:",
+        "Finance",
+        Permission.BILLING_READ,
+    ),
+    PageSpec(
+        "billing_plans", "Plans & prices", ":material/sell:", "Finance", Permission.BILLING_READ
+    ),
+    PageSpec("stripe_sync", "Stripe sync", ":material/sync:", "Finance", Permission.BILLING_READ),
     PageSpec("users", "Users & roles", ":material/group:", "Admin", Permission.USERS_READ),
     PageSpec("platform", "Platform", ":material/dns:", "Admin", Permission.PLATFORM_READ),
 )

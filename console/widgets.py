@@ -50,3 +50,27 @@ def budget_bars(budgets: Any) -> None:
             text=f"{b.scope} {b.subject}: {format_usd(b.spent_micros)} of "
             f"{format_usd(b.limit_micros)} this month",
         )
+
+
+def flash(key: str, message: str, kind: str = "success") -> None:
+    """Keep a message for the next run (the page calls st.rerun after a change); `show_flash`
+    shows it once at the top."""
+    st.session_state[key] = (kind, message)
+
+
+def show_flash(key: str) -> None:
+    stored = st.session_state.pop(key, None)
+    if stored is None:
+        return
+    kind, message = stored if isinstance(stored, tuple) else ("success", stored)
+    {"success": st.success, "warning": st.warning, "error": st.error}.get(kind, st.info)(message)
+
+
+def csv_download(frame: Any, label: str, file_name: str, key: str | None = None) -> None:
+    """A CSV download of a table, with formula-like cells neutralised for spreadsheets."""
+    from core.audit.service import neutralise_formula
+
+    safe = frame.map(lambda v: neutralise_formula(v) if isinstance(v, str) else v)
+    st.download_button(
+        label, safe.to_csv(index=False).encode("utf-8"), file_name, "text/csv", key=key
+    )

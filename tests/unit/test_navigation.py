@@ -8,6 +8,7 @@ from console.navigation import PAGES, SECTIONS, pages_for, sections_for
 from core.auth.roles import Role
 
 PRIVACY_PAGES = {"consent", "data_requests", "retention", "pii_scanner", "dataset_anonymiser"}
+BILLING_PAGES = {"revenue", "billing_customers", "billing_invoices", "billing_plans", "stripe_sync"}
 EXPECTED = {
     Role.ADMIN: {
         "home",
@@ -22,6 +23,7 @@ EXPECTED = {
         "knowledge_base",
         "kb_documents",
         *PRIVACY_PAGES,
+        *BILLING_PAGES,
     },
     Role.COMPLIANCE_OFFICER: {
         "home",
@@ -42,7 +44,7 @@ EXPECTED = {
         "pii_scanner",
         "dataset_anonymiser",
     },
-    Role.FINANCE: {"home", "organisations", "account", "llm_costs"},
+    Role.FINANCE: {"home", "organisations", "account", "llm_costs", *BILLING_PAGES},
 }
 
 
