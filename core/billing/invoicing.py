@@ -37,7 +37,7 @@ from core.billing.models import (
 )
 from core.billing.periods import label, parse_period
 from core.billing.subscriptions import end_trials
-from core.billing.usage import UsageTotals, period_usage
+from core.billing.usage_lake import UsageTotals, period_usage
 from core.config import get_settings
 from core.db import unit_of_work, utcnow
 from core.errors import Conflict, ValidationError, stored_error_text

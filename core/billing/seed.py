@@ -35,7 +35,7 @@ from core.billing.models import (
 )
 from core.billing.periods import add_months, month_of
 from core.billing.pricing import Tier
-from core.billing.usage import period_usage
+from core.billing.usage_lake import period_usage
 from core.demo.registry import SeedContext, seeder
 from core.llm.models import LLMPrice, LLMUsage
 from core.orgs.models import Organisation

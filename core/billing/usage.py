@@ -1,27 +1,16 @@
 """Metered usage: LLM tokens come from the LLM usage ledger, other metrics from CSV imports.
-
-For an invoice run the period's usage is exported from the relational store to one Parquet file
-(streamed in batches, so memory stays flat at any size) and summed per customer and metric by
-DuckDB in-process. The same aggregation serves the dashboards and the benchmark
-(`bench/billing.py`), which measures it against plain pandas on 10 million events.
-"""
+Invoice runs read usage through the Parquet usage lake (`core.billing.usage_lake`); one
+customer's usage for a page is read straight from the database."""
 
 from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import duckdb
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, insert, select
 
 from core.audit.service import record
 from core.auth.actor import Actor
@@ -29,18 +18,13 @@ from core.auth.guard import require
 from core.auth.roles import Permission
 from core.billing.catalog import LEDGER_METRICS, METRICS
 from core.billing.models import Customer, UsageEvent
-from core.config import get_settings
 from core.db import unit_of_work, utcnow
-from core.errors import ValidationError
+from core.errors import NotFound, ValidationError
 from core.llm.models import LLMUsage
 
-USAGE_SCHEMA = pa.schema(
-    [("customer_id", pa.int64()), ("metric", pa.string()), ("quantity", pa.int64())]
-)
 CSV_COLUMNS = ("event_id", "customer_id", "metric", "quantity", "timestamp")
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 MAX_QUANTITY = 10**12
-BATCH_ROWS = 100_000
 
 
 # --- CSV import -------------------------------------------------------------------------------
@@ -161,115 +145,36 @@ def import_usage_csv(actor: Actor, data: bytes, filename: str = "usage.csv") -> 
 # --- export and aggregation ---------------------------------------------------------------------
 
 
-def lake_dir() -> Path:
-    path = get_settings().ensure_home() / "billing" / "usage"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _ledger_batches(
-    session: Session, start: datetime, end: datetime, customer_id: int | None = None
-) -> Any:
-    """Successful LLM calls of the period as (customer, metric, quantity) batches."""
-    stmt = (
-        select(Customer.id, LLMUsage.input_tokens, LLMUsage.output_tokens)
-        .join(Customer, Customer.organisation_id == LLMUsage.customer_id)
-        .where(LLMUsage.ts >= start, LLMUsage.ts < end, LLMUsage.status == "ok")
-        .execution_options(yield_per=BATCH_ROWS)
-    )
-    if customer_id is not None:
-        stmt = stmt.where(Customer.id == customer_id)
-    for part in session.execute(stmt).partitions():
-        customers = [r[0] for r in part]
-        yield pa.record_batch(
-            [
-                pa.array(customers + customers, pa.int64()),
-                pa.array(["llm_input_tokens"] * len(part) + ["llm_output_tokens"] * len(part)),
-                pa.array([r[1] for r in part] + [r[2] for r in part], pa.int64()),
-            ],
-            schema=USAGE_SCHEMA,
-        )
-
-
-def _event_batches(
-    session: Session, start: datetime, end: datetime, customer_id: int | None = None
-) -> Any:
-    stmt = (
-        select(UsageEvent.customer_id, UsageEvent.metric, UsageEvent.quantity)
-        .where(UsageEvent.ts >= start, UsageEvent.ts < end)
-        .execution_options(yield_per=BATCH_ROWS)
-    )
-    if customer_id is not None:
-        stmt = stmt.where(UsageEvent.customer_id == customer_id)
-    for part in session.execute(stmt).partitions():
-        yield pa.record_batch(
-            [
-                pa.array([r[0] for r in part], pa.int64()),
-                pa.array([r[1] for r in part]),
-                pa.array([r[2] for r in part], pa.int64()),
-            ],
-            schema=USAGE_SCHEMA,
-        )
-
-
-def export_period(session: Session, start: datetime, end: datetime) -> Path:
-    """Write the period's usage to `$OMNI_HOME/billing/usage/<YYYY-MM>.parquet`, atomically (a
-    temp file renamed into place), so a crash never leaves half a file for the next run."""
-    target = lake_dir() / f"{start:%Y-%m}.parquet"
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".parquet.tmp")
-    os.close(fd)
-    try:
-        with pq.ParquetWriter(tmp, USAGE_SCHEMA) as writer:
-            writer.write_table(USAGE_SCHEMA.empty_table())
-            for batches in (
-                _ledger_batches(session, start, end),
-                _event_batches(session, start, end),
-            ):
-                for batch in batches:
-                    writer.write_batch(batch)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
-
-
-UsageTotals = dict[tuple[int, str], int]
-
-
-def aggregate(source: Path | pa.Table) -> UsageTotals:
-    """Sum usage per (customer, metric) with DuckDB, over a Parquet file or an Arrow table."""
-    con = duckdb.connect()
-    try:
-        if isinstance(source, Path):
-            con.read_parquet(str(source)).create_view("usage")
-        else:
-            con.register("usage", source)
-        rows = con.execute(
-            "SELECT customer_id, metric, CAST(SUM(quantity) AS BIGINT) FROM usage "
-            "GROUP BY customer_id, metric"
-        ).fetchall()
-    finally:
-        con.close()
-    return {(int(c), str(m)): int(q) for c, m, q in rows}
-
-
-def period_usage(session: Session, start: datetime, end: datetime) -> UsageTotals:
-    return aggregate(export_period(session, start, end))
-
-
 def customer_usage(
     actor: Actor, customer_id: int, start: datetime, end: datetime
 ) -> dict[str, int]:
-    """A customer's usage per metric in [start, end), for the customer page."""
+    """One customer's usage per metric in [start, end), for the customer page: a few SQL sums
+    (the lake and DuckDB pay off for all customers at once, not for one)."""
     require(actor, Permission.BILLING_READ, action="billing.usage.read")
     with unit_of_work(read_only=True) as session:
-        tables = [
-            pa.Table.from_batches(list(batches), schema=USAGE_SCHEMA)
-            for batches in (
-                _ledger_batches(session, start, end, customer_id),
-                _event_batches(session, start, end, customer_id),
+        customer = session.get(Customer, customer_id)
+        if customer is None:
+            raise NotFound(f"No billing customer with id {customer_id}.")
+        tokens = session.execute(
+            select(
+                func.coalesce(func.sum(LLMUsage.input_tokens), 0),
+                func.coalesce(func.sum(LLMUsage.output_tokens), 0),
+            ).where(
+                LLMUsage.customer_id == customer.organisation_id,
+                LLMUsage.ts >= start,
+                LLMUsage.ts < end,
+                LLMUsage.status == "ok",
             )
-        ]
-    totals = aggregate(pa.concat_tables(tables))
-    return {metric: qty for (customer, metric), qty in totals.items() if customer == customer_id}
+        ).one()
+        totals = {"llm_input_tokens": int(tokens[0]), "llm_output_tokens": int(tokens[1])}
+        for metric, quantity in session.execute(
+            select(UsageEvent.metric, func.sum(UsageEvent.quantity))
+            .where(
+                UsageEvent.customer_id == customer_id,
+                UsageEvent.ts >= start,
+                UsageEvent.ts < end,
+            )
+            .group_by(UsageEvent.metric)
+        ):
+            totals[metric] = int(quantity)
+    return {metric: quantity for metric, quantity in totals.items() if quantity}

@@ -1,0 +1,248 @@
+"""The usage lake: metered usage copied out of the relational store into Parquet, where DuckDB
+sums a month of it in a fraction of a second however many events there are.
+
+The copy is incremental. Both sources only ever gain rows (the LLM ledger and imported usage
+events; their quantities never change), so each refresh appends the rows whose id is above the
+last one copied, as a new part file. A manifest lists the parts; it is replaced atomically after
+a part is written, so a crash in between leaves an unlisted part that the next refresh simply
+overwrites. Rows are stored with the key their source has (the organisation for ledger rows, the
+billing customer for imported events), so a billing customer created later still gets its usage.
+
+Before a month is billed, its totals per metric are checked against the database with plain SQL
+sums. A row the lake missed (a transaction that committed after a higher id was copied, or a
+lake left over from another database) makes the check fail; the lake is then rebuilt from
+scratch, so invoices never rest on an incomplete copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.billing.models import Customer, SyncState, UsageEvent
+from core.config import get_settings
+from core.db import utcnow
+from core.errors import IntegrityError
+from core.llm.models import LLMUsage
+
+LAKE_SCHEMA = pa.schema(
+    [
+        ("key", pa.int64()),  # organisation id (llm) or billing customer id (events)
+        ("metric", pa.string()),
+        ("quantity", pa.int64()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+    ]
+)
+SOURCES = ("llm", "events")
+BATCH_ROWS = 200_000
+LAKE_ID_KEY = "usage_lake_id"
+UsageTotals = dict[tuple[int, str], int]
+
+
+def lake_dir() -> Path:
+    path = get_settings().ensure_home() / "billing" / "usage-lake"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _manifest_path() -> Path:
+    return lake_dir() / "manifest.json"
+
+
+def _load_manifest() -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(_manifest_path().read_text(encoding="utf-8"))
+        return data
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _save_manifest(manifest: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=lake_dir(), suffix=".json.tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=1)
+    os.replace(tmp, _manifest_path())
+
+
+def _lake_id(session: Session) -> str:
+    """The id of the lake this database feeds, kept in the database itself: a lake directory
+    left over from another (or a re-created) database does not match and is rebuilt."""
+    row = session.get(SyncState, LAKE_ID_KEY)
+    if row is None:
+        row = SyncState(key=LAKE_ID_KEY, value=uuid.uuid4().hex)
+        session.add(row)
+        session.flush()
+    return row.value
+
+
+def _rows(session: Session, source: str, after: int, upto: int) -> Any:
+    if source == "llm":
+        stmt: Any = select(
+            LLMUsage.customer_id, LLMUsage.input_tokens, LLMUsage.output_tokens, LLMUsage.ts
+        ).where(
+            LLMUsage.id > after,
+            LLMUsage.id <= upto,
+            LLMUsage.status == "ok",
+            LLMUsage.customer_id.is_not(None),
+        )
+    else:
+        stmt = select(
+            UsageEvent.customer_id, UsageEvent.metric, UsageEvent.quantity, UsageEvent.ts
+        ).where(UsageEvent.id > after, UsageEvent.id <= upto)
+    for part in session.execute(stmt.execution_options(yield_per=BATCH_ROWS)).partitions():
+        if source == "llm":
+            keys = [r[0] for r in part]
+            stamps = [r[3] for r in part]
+            yield pa.record_batch(
+                [
+                    pa.array(keys + keys, pa.int64()),
+                    pa.array(["llm_input_tokens"] * len(part) + ["llm_output_tokens"] * len(part)),
+                    pa.array([r[1] for r in part] + [r[2] for r in part], pa.int64()),
+                    pa.array(stamps + stamps, LAKE_SCHEMA.field("ts").type),
+                ],
+                schema=LAKE_SCHEMA,
+            )
+        else:
+            yield pa.record_batch(
+                [
+                    pa.array([r[0] for r in part], pa.int64()),
+                    pa.array([r[1] for r in part]),
+                    pa.array([r[2] for r in part], pa.int64()),
+                    pa.array([r[3] for r in part], LAKE_SCHEMA.field("ts").type),
+                ],
+                schema=LAKE_SCHEMA,
+            )
+
+
+def _max_id(session: Session, source: str) -> int:
+    column = LLMUsage.id if source == "llm" else UsageEvent.id
+    return int(session.scalar(select(func.max(column))) or 0)
+
+
+def refresh(session: Session, *, rebuild: bool = False) -> dict[str, Any]:
+    """Copy the rows added since the last refresh; returns the manifest."""
+    lake_id = _lake_id(session)
+    manifest = _load_manifest()
+    if rebuild or manifest.get("lake_id") != lake_id:
+        for part in lake_dir().glob("part-*.parquet"):
+            part.unlink()
+        manifest = {"lake_id": lake_id, "last_id": dict.fromkeys(SOURCES, 0), "parts": []}
+        _save_manifest(manifest)  # never leave a manifest that lists deleted parts
+    for source in SOURCES:
+        after, upto = int(manifest["last_id"][source]), _max_id(session, source)
+        if upto <= after:
+            continue
+        name = f"part-{source}-{after + 1:012d}.parquet"
+        fd, tmp = tempfile.mkstemp(dir=lake_dir(), suffix=".parquet.tmp")
+        os.close(fd)
+        try:
+            with pq.ParquetWriter(tmp, LAKE_SCHEMA) as writer:
+                for batch in _rows(session, source, after, upto):
+                    writer.write_batch(batch)
+            os.replace(tmp, lake_dir() / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        manifest["parts"] = [p for p in manifest["parts"] if p["file"] != name]
+        manifest["parts"].append({"file": name, "source": source, "from": after + 1, "to": upto})
+        manifest["last_id"][source] = upto
+        manifest["refreshed_at"] = utcnow().isoformat()
+        _save_manifest(manifest)
+    return manifest
+
+
+def _parts(manifest: dict[str, Any], source: str) -> list[str]:
+    return [str(lake_dir() / p["file"]) for p in manifest["parts"] if p["source"] == source]
+
+
+def sum_parts(
+    files: list[str], start: datetime, end: datetime, threads: int | None = None
+) -> list[tuple[int, str, int]]:
+    """(key, metric, quantity) summed by DuckDB over Parquet files, for ts in [start, end)."""
+    if not files:
+        return []
+    con = duckdb.connect()
+    try:
+        if threads:
+            con.execute(f"SET threads TO {int(threads)}")
+        con.read_parquet(files).create_view("usage")
+        rows = con.execute(
+            "SELECT key, metric, CAST(SUM(quantity) AS BIGINT) FROM usage "
+            "WHERE ts >= ? AND ts < ? GROUP BY key, metric",
+            [start, end],
+        ).fetchall()
+    finally:
+        con.close()
+    return [(int(k), str(m), int(q)) for k, m, q in rows]
+
+
+def _database_totals(session: Session, start: datetime, end: datetime) -> dict[str, int]:
+    llm = session.execute(
+        select(
+            func.coalesce(func.sum(LLMUsage.input_tokens), 0),
+            func.coalesce(func.sum(LLMUsage.output_tokens), 0),
+        ).where(
+            LLMUsage.ts >= start,
+            LLMUsage.ts < end,
+            LLMUsage.status == "ok",
+            LLMUsage.customer_id.is_not(None),
+        )
+    ).one()
+    totals = {"llm_input_tokens": int(llm[0]), "llm_output_tokens": int(llm[1])}
+    for metric, quantity in session.execute(
+        select(UsageEvent.metric, func.sum(UsageEvent.quantity))
+        .where(UsageEvent.ts >= start, UsageEvent.ts < end)
+        .group_by(UsageEvent.metric)
+    ):
+        totals[metric] = int(quantity)
+    return {m: q for m, q in totals.items() if q}
+
+
+def _per_metric(rows: list[tuple[int, str, int]]) -> dict[str, int]:
+    totals: dict[str, int] = defaultdict(int)
+    for _, metric, quantity in rows:
+        totals[metric] += quantity
+    return {m: q for m, q in totals.items() if q}
+
+
+def period_usage(session: Session, start: datetime, end: datetime) -> UsageTotals:
+    """Usage per (billing customer, metric) in [start, end), checked against the database."""
+    for attempt in range(2):
+        manifest = refresh(session, rebuild=attempt == 1)
+        llm = sum_parts(_parts(manifest, "llm"), start, end)
+        events = sum_parts(_parts(manifest, "events"), start, end)
+        if _per_metric(llm + events) == _database_totals(session, start, end):
+            break
+    else:
+        raise IntegrityError(
+            "The usage lake does not match the database even after a rebuild; check "
+            f"{lake_dir()} is writable and not shared with another database."
+        )
+    customers = {
+        org: cid for org, cid in session.execute(select(Customer.organisation_id, Customer.id))
+    }
+    totals: UsageTotals = defaultdict(int)
+    for org, metric, quantity in llm:
+        if org in customers:
+            totals[(customers[org], metric)] += quantity
+    for customer, metric, quantity in events:
+        totals[(customer, metric)] += quantity
+    return dict(totals)
+
+
+def drop() -> None:
+    """Remove the lake (it is a cache of the database and is rebuilt on the next refresh)."""
+    shutil.rmtree(lake_dir(), ignore_errors=True)
