@@ -66,6 +66,7 @@ SOURCE_MODULES: tuple[str, ...] = (
     "core.llm.privacy_source",
     "core.rag.privacy_source",
     "core.rag.privacy_query_log",
+    "core.billing.privacy_source",
     "core.privacy.profile_source",
 )
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

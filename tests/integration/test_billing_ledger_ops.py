@@ -173,3 +173,27 @@ def test_an_oversize_usage_file_is_refused_before_parsing(
     monkeypatch.setattr(usage, "MAX_IMPORT_BYTES", 100)
     with pytest.raises(ValidationError, match="limit"):
         usage.import_usage_csv(FINANCE, b"x" * 101)
+
+
+def test_a_sole_trader_billed_at_their_own_address_gets_their_invoices_not_erased(
+    invoices: dict[str, int],
+) -> None:
+    from core.billing.privacy_source import BillingSource
+    from core.privacy.models import DataSubject
+
+    finalise_invoice(FINANCE, invoices["Dublin Data Ltd"])
+    with unit_of_work() as session:
+        subject = DataSubject(
+            external_ref="p-1", email="Billing@Dublin.example", full_name="Dara Byrne", country="IE"
+        )
+        stranger = DataSubject(
+            external_ref="p-2", email="dara@elsewhere.example", full_name="Dara B", country="IE"
+        )
+        session.add_all([subject, stranger])
+        session.flush()
+        exported = BillingSource().collect(session, subject)
+        assert [row["name"] for row in exported] == ["Dublin Data Ltd"]
+        assert [i["total"] for i in exported[0]["invoices"]] == [6027]
+        assert BillingSource().erase(session, subject).action == "retained"
+        assert BillingSource().erase(session, stranger).action == "none"
+        assert BillingSource().collect(session, stranger) == []
