@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from core.billing.cli import billing_app
+from core.billing.stripe.cli import webhooks_app
 from core.cli_support import cli_actor, reported
 from core.config import get_settings
 from core.privacy.cli import privacy_app
@@ -31,6 +33,8 @@ for sub, name in (
     (demo_app, "demo"),
     (rag_app, "rag"),
     (privacy_app, "privacy"),
+    (billing_app, "billing"),
+    (webhooks_app, "webhooks"),
 ):
     app.add_typer(sub, name=name)
 

@@ -5,7 +5,9 @@ this puts them side by side and flags the customers we lose money on.
 Revenue: invoices whose period starts in [start, end), except void ones. Drafts count: the latest
 month is usually drafted but not yet finalised, and leaving it out would show its LLM cost against
 no revenue. Revenue is net of discounts and tax (subtotal - discount) and of the credit notes on
-those invoices (their amount less their tax), whenever they were issued.
+those invoices (their amount less their tax), whenever they were issued. Billing is in arrears,
+so the month in progress has no invoice yet: its rows show LLM cost against no revenue, and a
+page should offer completed months.
 
 LLM cost: every usage-ledger row of the customer's organisation in [start, end), failed attempts
 included (a provider may bill them), summed as micro-USD and converted once per customer.
@@ -16,7 +18,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -27,7 +29,7 @@ from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
 from core.billing import catalog, fx
-from core.billing.metrics_frames import check_currency, query
+from core.billing.metrics_frames import as_instant, check_currency, query
 from core.billing.models import (
     CreditNote,
     Customer,
@@ -115,10 +117,14 @@ def usage_cost_micros(
         LLMUsage.ts >= start, LLMUsage.ts < end, LLMUsage.customer_id.is_not(None)
     )
     parts = []
-    result = session.execute(stmt.execution_options(yield_per=_CHUNK))
+    # a Core result, not the ORM's: the ORM row layer costs ~30 % more on a million rows
+    result = session.connection().execution_options(yield_per=_CHUNK).execute(stmt)
     for chunk in result.partitions():
-        pairs = np.array(chunk, dtype=np.int64).reshape(-1, 2)
-        parts.append(pd.DataFrame({"organisation_id": pairs[:, 0], "cost_micros": pairs[:, 1]}))
+        frame = {
+            "organisation_id": np.array([row[0] for row in chunk], dtype=np.int64),
+            "cost_micros": np.array([row[1] for row in chunk], dtype=np.int64),
+        }
+        parts.append(pd.DataFrame(frame))
     if not parts:
         return {}
     usage = pd.concat(parts, ignore_index=True)
@@ -181,9 +187,9 @@ def margin_frames(
     plans = _plans(session, start, end)
     rows = []
     for cust_id, org_id, name in known:
-        if cust_id not in revenue and cust_id not in cost:
-            continue
         income, spent = revenue.get(cust_id, 0), cost.get(cust_id, 0)
+        if not income and not spent:  # nothing billed, nothing spent: no line to show
+            continue
         plan, gross = plans.get(cust_id, NO_PLAN), income - spent
         rows.append(
             (
@@ -225,8 +231,11 @@ def margin_frames(
     return Margin(target, start, end, per_customer, per_plan[PLAN_COLUMNS].reset_index(drop=True))
 
 
-def margin(actor: Actor, start: datetime, end: datetime, currency: str | None = None) -> Margin:
-    """Revenue, LLM cost and gross margin per customer and per plan for [start, end)."""
+def margin(
+    actor: Actor, start: date | datetime, end: date | datetime, currency: str | None = None
+) -> Margin:
+    """Revenue, LLM cost and gross margin per customer and per plan for [start, end) (dates are
+    their midnight UTC, so `end` is excluded)."""
     require(actor, Permission.BILLING_READ, action="billing.metrics.read")
     with unit_of_work(read_only=True) as session:
-        return margin_frames(session, start, end, currency)
+        return margin_frames(session, as_instant(start), as_instant(end), currency)

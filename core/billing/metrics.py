@@ -90,15 +90,12 @@ def history_frame(
 ) -> pd.DataFrame:
     segments, target = mf.load_segments(session, currency, now=now)
     moves = mf.movements(segments, mf.month_of(start), mf.month_of(end))
-    frame = pd.DataFrame({"month": list(moves.index)})
-    for column in ("mrr", "customers", "new", "expansion", "contraction", "churn"):
-        frame[column] = moves[column].to_numpy()
-    frame["reactivation"] = moves["reactivation"].to_numpy()
+    frame = moves.reset_index(names="month")
     frame["arr"] = frame["mrr"] * 12
     frame["arpa"] = [
         per_account(int(m), int(c)) for m, c in zip(moves["mrr"], moves["customers"], strict=True)
     ]
-    frame["net_new"] = moves["mrr"].to_numpy() - moves["start_mrr"].to_numpy()
+    frame["net_new"] = frame["mrr"] - frame["start_mrr"]
     frame["logo_churn_rate"] = [
         rate(int(n), int(s))
         for n, s in zip(moves["churned"], moves["start_customers"], strict=True)
@@ -107,7 +104,7 @@ def history_frame(
         rate(-int(c) - int(k), int(s))
         for c, k, s in zip(moves["churn"], moves["contraction"], moves["start_mrr"], strict=True)
     ]
-    frame = frame[HISTORY_COLUMNS]
+    frame = frame[HISTORY_COLUMNS].copy()
     frame.attrs["currency"] = target
     return frame
 
@@ -122,7 +119,7 @@ def cohort_frame(
 ) -> pd.DataFrame:
     segments, target = mf.load_segments(session, currency, now=now)
     first, last = mf.month_of(start), mf.month_of(end)
-    per_customer = mf.customer_months(segments, last)
+    per_customer, months = mf.customer_months(segments, last)
     cells = mf.query(
         """
         WITH first_paid AS (
@@ -137,8 +134,7 @@ def cohort_frame(
         """,
         months=per_customer,
     )
-    month_of_idx = dict(zip(per_customer["idx"], per_customer["month"], strict=False))
-    cells["cohort"] = [month_of_idx[int(i)] for i in cells["cohort_idx"]]
+    cells["cohort"] = [months[int(i)] for i in cells["cohort_idx"]]
     cells = cells[(cells["cohort"] >= first) & (cells["cohort"] <= last)].reset_index(drop=True)
     base = cells[cells["months_since"] == 0].set_index("cohort")
     cells["cohort_size"] = cells["cohort"].map(base["customers"]).astype("int64")
@@ -227,8 +223,9 @@ def cohort_retention(
         return cohort_frame(session, start, end, currency)
 
 
-def kpis(actor: Actor, at: datetime | None = None, currency: str | None = None) -> Kpis:
-    """The dashboard header at `at` (default now)."""
+def kpis(actor: Actor, at: date | datetime | None = None, currency: str | None = None) -> Kpis:
+    """The dashboard header at `at` (default now; a date means the end of that day)."""
     _read(actor)
+    when = datetime.now(UTC) if at is None else mf.as_instant(at, end_of_day=True)
     with unit_of_work(read_only=True) as session:
-        return kpis_at(session, at or datetime.now(UTC), currency)
+        return kpis_at(session, when, currency)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pandas as pd
 from sqlalchemy import select
@@ -21,7 +21,7 @@ from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
 from core.billing import fx
-from core.billing.metrics_frames import check_currency
+from core.billing.metrics_frames import as_instant, check_currency
 from core.billing.models import Customer, Invoice
 from core.db import unit_of_work
 
@@ -144,9 +144,12 @@ def ageing(session: Session, as_of: datetime, currency: str | None = None) -> Ag
     )
 
 
-def ar_ageing(actor: Actor, as_of: datetime | None = None, currency: str | None = None) -> Ageing:
+def ar_ageing(
+    actor: Actor, as_of: date | datetime | None = None, currency: str | None = None
+) -> Ageing:
     """Open and uncollectible invoices by amount due, in ageing buckets, per customer and in
-    total, at `as_of` (default now)."""
+    total, at `as_of` (default now; a date means the end of that day)."""
     require(actor, Permission.BILLING_READ, action="billing.metrics.read")
+    when = datetime.now(UTC) if as_of is None else as_instant(as_of, end_of_day=True)
     with unit_of_work(read_only=True) as session:
-        return ageing(session, as_of or datetime.now(UTC), currency)
+        return ageing(session, when, currency)

@@ -24,6 +24,8 @@ def test_month_arithmetic_clamps_and_closes_a_microsecond_before_the_next_month(
     assert mf.shift_months(at(2024, 11, 30), 3) == at(2025, 2, 28)
     assert mf.add_months(date(2025, 1, 1), -1) == date(2024, 12, 1)
     assert mf.month_close(date(2025, 12, 1)) == at(2026, 1, 1) - timedelta(microseconds=1)
+    assert mf.as_instant(date(2025, 12, 31), end_of_day=True) == mf.month_close(date(2025, 12, 1))
+    assert mf.as_instant(date(2025, 12, 31)) == at(2025, 12, 31)
     assert mf.months_between(at(2025, 11, 20), date(2026, 2, 3)) == [
         date(2025, 11, 1),
         date(2025, 12, 1),

@@ -71,7 +71,8 @@ def serve(
     """Serve POST /stripe/webhook (put it behind the TLS proxy Stripe posts to)."""
     import uvicorn
 
-    from core.billing.stripe.webhook import PATH, WEBHOOKS_OFF, create_app, webhook_secret
+    from core.billing.stripe.client import WEBHOOKS_OFF, webhook_secret
+    from core.billing.stripe.webhook import PATH, create_app
 
     if webhook_secret() is None:
         typer.secho(f"Warning: {WEBHOOKS_OFF}", fg=typer.colors.YELLOW, err=True)

@@ -51,6 +51,19 @@ def sync_enabled() -> bool:
     return bool(key and key.get_secret_value().strip())
 
 
+WEBHOOKS_OFF = (
+    "Stripe webhooks are off: set OMNI_STRIPE_WEBHOOK_SECRET to the endpoint's signing secret "
+    "(whsec_..., shown in the Stripe dashboard under Developers > Webhooks)."
+)
+
+
+def webhook_secret() -> str | None:
+    """The webhook signing secret, or None when webhooks are off."""
+    secret = get_settings().stripe_webhook_secret
+    value = secret.get_secret_value().strip() if secret else ""
+    return value or None
+
+
 def key_mode(api_key: str | None) -> Literal["test", "live", "unknown", "off"]:
     """Which Stripe mode a key belongs to, from its prefix (secret sk_ or restricted rk_)."""
     if not api_key:
@@ -258,10 +271,17 @@ def verify_webhook(
     payload: bytes, signature: str | None, secret: str, tolerance_s: int = 300
 ) -> dict[str, Any]:
     """The event in a webhook body, after the SDK checked its signature and timestamp."""
+    if not signature:
+        raise InvalidSignature("Invalid Stripe signature: the Stripe-Signature header is missing.")
     try:
         event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=tolerance_s)
     except stripe.SignatureVerificationError as exc:
-        raise InvalidSignature(f"Invalid Stripe signature: {exc.user_message}") from None
+        if "tolerance" in (exc.user_message or ""):
+            raise InvalidSignature(
+                f"Invalid Stripe signature: the timestamp is more than {tolerance_s} s old "
+                "(a replayed delivery, or this server's clock is off)."
+            ) from None
+        raise InvalidSignature("Invalid Stripe signature: it does not match the body.") from None
     except ValueError:  # the signature verified, but the body is not a JSON event
         raise InvalidSignature("The webhook body is not a Stripe event.") from None
     return _plain(event)

@@ -10,7 +10,8 @@ stored as "ignored". Every stored event has an outcome:
     applied   the ledger changed          unchanged  the ledger already showed it
     ignored   a type the console skips    unknown    about an object the ledger does not know
     review    the ledger refused the change (for example Stripe voided an invoice the ledger has
-              as paid): the event is stored with the reason, and a person looks at it
+              as paid), or the payload had an unexpected shape: the event is stored with the
+              reason, nothing else changes, and a person looks at it
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from core.billing.models import (
     StripeEvent,
     Subscription,
 )
+from core.billing.subscriptions import end_subscription
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationError
 
@@ -246,12 +248,14 @@ def _subscription(session: Session, obj: Mapping[str, Any]) -> Subscription | No
     )
 
 
-def _end(sub: Subscription, obj: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+def _end(
+    session: Session, sub: Subscription, obj: Mapping[str, Any], event: Mapping[str, Any]
+) -> None:
+    """Cancel as the console does (items end too, so the month's invoice stops there)."""
     when = ts(event.get("created")) or utcnow()
-    sub.status, sub.updated_at = "canceled", utcnow()
-    sub.canceled_at = sub.canceled_at or ts(obj.get("canceled_at")) or when
-    sub.ended_at = sub.ended_at or ts(obj.get("ended_at")) or when
-    sub.cancel_reason = sub.cancel_reason or "Canceled in Stripe"
+    ended = sub.ended_at or ts(obj.get("ended_at")) or when
+    end_subscription(session, sub, ended, sub.cancel_reason or "Canceled in Stripe")
+    sub.canceled_at = ts(obj.get("canceled_at")) or ended
 
 
 def _subscription_deleted(
@@ -262,7 +266,7 @@ def _subscription_deleted(
         return _unknown("subscription", ref(obj.get("id")))
     if sub.status == "canceled" and sub.ended_at is not None:
         return Outcome("unchanged", "already canceled")
-    _end(sub, obj, event)
+    _end(session, sub, obj, event)
     return Outcome("applied", f"subscription #{sub.id} canceled")
 
 
@@ -281,7 +285,7 @@ def _subscription_updated(
     if sub.status == "canceled":
         raise Conflict(f"Stripe has subscription #{sub.id} {stripe_status}; the ledger canceled it")
     if status == "canceled":
-        _end(sub, obj, event)
+        _end(session, sub, obj, event)
     else:
         sub.status, sub.updated_at = status, utcnow()
     return Outcome("applied", f"subscription #{sub.id} now {status}")
@@ -333,6 +337,9 @@ def apply_event(session: Session, event: Mapping[str, Any], via: Via, actor: Act
                 outcome = handler(session, obj, event)
         except (Conflict, ValidationError, NotFound) as exc:
             outcome = Outcome("review", f"needs review: {exc.message}")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # A payload of an unexpected shape must not block the events behind it forever.
+            outcome = Outcome("review", f"needs review: unexpected payload ({type(exc).__name__})")
     row.outcome = outcome.text[:200]
     if outcome.kind != "ignored":
         record(

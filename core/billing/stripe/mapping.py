@@ -6,7 +6,8 @@ Stripe in lower case. Every object carries `omni_*` metadata that names its ledg
 can find it in the Stripe dashboard.
 
 A request must be byte-for-byte the same when a failed push is re-run: Stripe replays the first
-answer for a known idempotency key only if the parameters match. Nothing here reads the clock.
+answer for a known idempotency key only if the parameters match. Nothing here reads the clock
+(the caller passes `now` where it matters).
 """
 
 from __future__ import annotations
@@ -172,10 +173,13 @@ def subscription_params(
     items: list[ItemRef],
     coupon_stripe_id: str | None,
     days_until_due: int,
+    now: datetime,
 ) -> Params:
     """Stripe would bill a subscription by itself; the console's invoice run is the one billing
     engine, so the mirror sends invoices (never charges a card) and `push` pauses its collection
-    right after creating it. Metered items carry no quantity (their meter would)."""
+    right after creating it. Metered items carry no quantity (their meter would). A trial that
+    already ended (the ledger's trial job has not run yet) is not sent: Stripe refuses a past
+    `trial_end`."""
     params: Params = {
         "customer": customer_stripe_id,
         "items": [
@@ -190,7 +194,7 @@ def subscription_params(
         "metadata": {"omni_subscription_id": str(sub.id), "omni_customer_id": str(sub.customer_id)},
         "expand": ["latest_invoice"],
     }
-    if sub.status == "trialing" and sub.trial_end is not None:
+    if sub.status == "trialing" and sub.trial_end is not None and sub.trial_end > now:
         params["trial_end"] = unix(sub.trial_end)
     if coupon_stripe_id:
         params["discounts"] = [{"coupon": coupon_stripe_id}]

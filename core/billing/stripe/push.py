@@ -151,7 +151,10 @@ class _Pusher:
         """One create per row; `build` returns the params, or a reason to skip the row."""
         for ledger_id in _pending(model):
             with unit_of_work(read_only=True) as session:
-                params = build(session, session.get(model, ledger_id))
+                row = session.get(model, ledger_id)
+                if row is None:  # deleted since the list was read
+                    continue
+                params = build(session, row)
             if isinstance(params, str):
                 self.report.skipped.append(params)
                 continue
@@ -228,7 +231,7 @@ class _Pusher:
             if coupon_id is None:
                 return f"subscription {sub_id}: its coupon is not in Stripe yet"
         return mapping.subscription_params(
-            sub, customer.stripe_id, items, coupon_id, self.days_until_due
+            sub, customer.stripe_id, items, coupon_id, self.days_until_due, utcnow()
         )
 
     def invoice(self, invoice_id: int) -> None:

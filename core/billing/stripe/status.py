@@ -23,10 +23,15 @@ from core.billing.models import (
     StripeEvent,
     Subscription,
 )
-from core.billing.stripe.client import SYNC_OFF, key_mode, sync_enabled
+from core.billing.stripe.client import (
+    SYNC_OFF,
+    WEBHOOKS_OFF,
+    key_mode,
+    sync_enabled,
+    webhook_secret,
+)
 from core.billing.stripe.push import PUSHED_INVOICES, PUSHED_SUBSCRIPTIONS
 from core.billing.stripe.state import CURSOR, LAST_ERROR, LAST_PULL, LAST_PUSH, get_json, meters
-from core.billing.stripe.webhook import WEBHOOKS_OFF
 from core.config import get_settings
 from core.db import unit_of_work
 
@@ -91,8 +96,7 @@ def sync_status(actor: Actor) -> SyncStatus:
     require(actor, Permission.BILLING_READ, action="billing.stripe.status")
     settings = get_settings()
     key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
-    webhook_secret = settings.stripe_webhook_secret
-    webhooks_on = bool(webhook_secret and webhook_secret.get_secret_value().strip())
+    webhooks_on = webhook_secret() is not None
     with unit_of_work(read_only=True) as session:
         counts = [
             _count(session, Product),
@@ -115,19 +119,21 @@ def sync_status(actor: Actor) -> SyncStatus:
         pull = get_json(session, LAST_PULL) or {}
         cursor = get_json(session, CURSOR) or {}
         error = get_json(session, LAST_ERROR) or {}
-        by_via = dict(
-            session.execute(
+        by_via = {
+            str(via): int(n)
+            for via, n in session.execute(
                 select(StripeEvent.via, func.count()).group_by(StripeEvent.via)
-            ).tuples()
-        )
-        by_outcome = dict(
-            session.execute(
+            )
+        }
+        by_outcome = {
+            str(outcome): int(n)
+            for outcome, n in session.execute(
                 select(StripeEvent.outcome, func.count())
                 .group_by(StripeEvent.outcome)
                 .order_by(func.count().desc())
                 .limit(20)
-            ).tuples()
-        )
+            )
+        }
     enabled = sync_enabled()
     return SyncStatus(
         enabled=enabled,
@@ -142,8 +148,8 @@ def sync_status(actor: Actor) -> SyncStatus:
         events_cursor_created=_when(cursor.get("created")),
         last_pull_at=_when(pull.get("at")),
         last_pull={k: v for k, v in pull.items() if k != "at"},
-        events_by_via={str(k): int(v) for k, v in by_via.items()},
-        events_by_outcome={str(k): int(v) for k, v in by_outcome.items()},
+        events_by_via=by_via,
+        events_by_outcome=by_outcome,
         last_error=error.get("message"),
         last_error_operation=error.get("operation"),
         last_error_at=_when(error.get("at")),

@@ -25,9 +25,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from core.auth.actor import Actor
-from core.billing.stripe.client import InvalidSignature, verify_webhook
+from core.billing.stripe.client import (
+    WEBHOOKS_OFF,
+    InvalidSignature,
+    verify_webhook,
+    webhook_secret,
+)
 from core.billing.stripe.events import Applied, apply_event
-from core.config import get_settings
 from core.db import unit_of_work
 from core.errors import DomainError
 
@@ -35,16 +39,6 @@ log = logging.getLogger(__name__)
 PATH = "/stripe/webhook"
 TOLERANCE_S = 300
 MAX_BODY_BYTES = 1 << 20  # Stripe's event payloads are far below this
-WEBHOOKS_OFF = (
-    "Stripe webhooks are off: set OMNI_STRIPE_WEBHOOK_SECRET to the endpoint's signing secret "
-    "(whsec_..., shown in the Stripe dashboard under Developers > Webhooks)."
-)
-
-
-def webhook_secret() -> str | None:
-    secret = get_settings().stripe_webhook_secret
-    value = secret.get_secret_value().strip() if secret else ""
-    return value or None
 
 
 def _apply(event: dict[str, Any]) -> Applied:
