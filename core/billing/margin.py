@@ -10,7 +10,8 @@ so the month in progress has no invoice yet: its rows show LLM cost against no r
 page should offer completed months.
 
 LLM cost: every usage-ledger row of the customer's organisation in [start, end), failed attempts
-included (a provider may bill them), summed as micro-USD and converted once per customer.
+included (a provider may bill them), summed as micro-USD by DuckDB over the usage lake
+(`core.billing.usage_lake`) and converted once per customer.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
-from core.billing import catalog, fx
-from core.billing.metrics_frames import as_instant, check_currency, query
+from core.billing import catalog, fx, usage_lake
+from core.billing.metrics_frames import as_instant, check_currency
 from core.billing.models import (
     CreditNote,
     Customer,
@@ -40,7 +40,6 @@ from core.billing.models import (
     SubscriptionItem,
 )
 from core.db import unit_of_work
-from core.llm.models import LLMUsage
 
 NO_PLAN = "(no plan)"
 CUSTOMER_COLUMNS = [
@@ -64,7 +63,6 @@ PLAN_COLUMNS = [
     "margin_pct",
     "losing_money",
 ]
-_CHUNK = 100_000
 
 
 @dataclass(frozen=True)
@@ -112,32 +110,15 @@ def usage_cost_micros(
     session: Session, start: datetime, end: datetime, organisations: pd.DataFrame
 ) -> dict[int, int]:
     """LLM cost in micro-USD per customer id. `organisations` maps organisation_id ->
-    customer_id; the ledger rows of the range are streamed into frames and grouped by DuckDB."""
-    stmt = select(LLMUsage.customer_id, LLMUsage.cost_micros).where(
-        LLMUsage.ts >= start, LLMUsage.ts < end, LLMUsage.customer_id.is_not(None)
-    )
-    parts = []
-    # a Core result, not the ORM's: the ORM row layer costs ~30 % more on a million rows
-    result = session.connection().execution_options(yield_per=_CHUNK).execute(stmt)
-    for chunk in result.partitions():
-        frame = {
-            "organisation_id": np.array([row[0] for row in chunk], dtype=np.int64),
-            "cost_micros": np.array([row[1] for row in chunk], dtype=np.int64),
-        }
-        parts.append(pd.DataFrame(frame))
-    if not parts:
-        return {}
-    usage = pd.concat(parts, ignore_index=True)
-    sums = query(
-        """
-        SELECT o.customer_id, CAST(SUM(u.cost_micros) AS BIGINT) AS micros
-        FROM usage u JOIN orgs o ON o.organisation_id = u.organisation_id
-        GROUP BY o.customer_id
-        """,
-        usage=usage,
-        orgs=organisations,
-    )
-    return {int(c): int(m) for c, m in zip(sums["customer_id"], sums["micros"], strict=True)}
+    customer_id; the cost per organisation is summed by DuckDB over the usage lake, so ten
+    million ledger rows cost a fraction of a second instead of a stream through the ORM."""
+    by_org = usage_lake.llm_cost_by_organisation(session, start, end)
+    mapping = dict(zip(organisations["organisation_id"], organisations["customer_id"], strict=True))
+    costs: dict[int, int] = defaultdict(int)
+    for org, micros in by_org.items():
+        if org in mapping:
+            costs[int(mapping[org])] += micros
+    return dict(costs)
 
 
 def _plans(session: Session, start: datetime, end: datetime) -> dict[int, str]:

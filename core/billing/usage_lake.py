@@ -29,7 +29,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from core.billing.models import Customer, SyncState, UsageEvent
@@ -47,6 +47,8 @@ LAKE_SCHEMA = pa.schema(
     ]
 )
 SOURCES = ("llm", "events")
+COST_METRIC = "llm_cost_micros"  # provider cost in micro-USD; for margins, never billed
+LAKE_FORMAT = 2
 BATCH_ROWS = 200_000
 LAKE_ID_KEY = "usage_lake_id"
 UsageTotals = dict[tuple[int, str], int]
@@ -88,14 +90,47 @@ def _lake_id(session: Session) -> str:
     return row.value
 
 
+def _llm_batch(part: Any) -> Any:
+    """Tokens of successful calls (what is billed) and the provider cost of every attempt
+    (what the margin report sets against revenue) as lake rows."""
+    keys: list[int] = []
+    metrics: list[str] = []
+    quantities: list[int] = []
+    stamps: list[datetime] = []
+    for customer, tokens_in, tokens_out, cost, status, at in part:
+        if status == "ok":
+            keys += (customer, customer)
+            metrics += ("llm_input_tokens", "llm_output_tokens")
+            quantities += (tokens_in, tokens_out)
+            stamps += (at, at)
+        if cost:
+            keys.append(customer)
+            metrics.append(COST_METRIC)
+            quantities.append(cost)
+            stamps.append(at)
+    return pa.record_batch(
+        [
+            pa.array(keys, pa.int64()),
+            pa.array(metrics),
+            pa.array(quantities, pa.int64()),
+            pa.array(stamps, LAKE_SCHEMA.field("ts").type),
+        ],
+        schema=LAKE_SCHEMA,
+    )
+
+
 def _rows(session: Session, source: str, after: int, upto: int) -> Any:
     if source == "llm":
         stmt: Any = select(
-            LLMUsage.customer_id, LLMUsage.input_tokens, LLMUsage.output_tokens, LLMUsage.ts
+            LLMUsage.customer_id,
+            LLMUsage.input_tokens,
+            LLMUsage.output_tokens,
+            LLMUsage.cost_micros,
+            LLMUsage.status,
+            LLMUsage.ts,
         ).where(
             LLMUsage.id > after,
             LLMUsage.id <= upto,
-            LLMUsage.status == "ok",
             LLMUsage.customer_id.is_not(None),
         )
     else:
@@ -104,17 +139,7 @@ def _rows(session: Session, source: str, after: int, upto: int) -> Any:
         ).where(UsageEvent.id > after, UsageEvent.id <= upto)
     for part in session.execute(stmt.execution_options(yield_per=BATCH_ROWS)).partitions():
         if source == "llm":
-            keys = [r[0] for r in part]
-            stamps = [r[3] for r in part]
-            yield pa.record_batch(
-                [
-                    pa.array(keys + keys, pa.int64()),
-                    pa.array(["llm_input_tokens"] * len(part) + ["llm_output_tokens"] * len(part)),
-                    pa.array([r[1] for r in part] + [r[2] for r in part], pa.int64()),
-                    pa.array(stamps + stamps, LAKE_SCHEMA.field("ts").type),
-                ],
-                schema=LAKE_SCHEMA,
-            )
+            yield _llm_batch(part)
         else:
             yield pa.record_batch(
                 [
@@ -136,10 +161,15 @@ def refresh(session: Session, *, rebuild: bool = False) -> dict[str, Any]:
     """Copy the rows added since the last refresh; returns the manifest."""
     lake_id = _lake_id(session)
     manifest = _load_manifest()
-    if rebuild or manifest.get("lake_id") != lake_id:
+    if rebuild or manifest.get("lake_id") != lake_id or manifest.get("format") != LAKE_FORMAT:
         for part in lake_dir().glob("part-*.parquet"):
             part.unlink()
-        manifest = {"lake_id": lake_id, "last_id": dict.fromkeys(SOURCES, 0), "parts": []}
+        manifest = {
+            "lake_id": lake_id,
+            "format": LAKE_FORMAT,
+            "last_id": dict.fromkeys(SOURCES, 0),
+            "parts": [],
+        }
         _save_manifest(manifest)  # never leave a manifest that lists deleted parts
     for source in SOURCES:
         after, upto = int(manifest["last_id"][source]), _max_id(session, source)
@@ -169,20 +199,24 @@ def _parts(manifest: dict[str, Any], source: str) -> list[str]:
 
 
 def sum_parts(
-    files: list[str], start: datetime, end: datetime, threads: int | None = None
+    files: list[str], start: datetime, end: datetime, metrics: tuple[str, ...] | None = None
 ) -> list[tuple[int, str, int]]:
-    """(key, metric, quantity) summed by DuckDB over Parquet files, for ts in [start, end)."""
+    """(key, metric, quantity) summed by DuckDB over Parquet files, for ts in [start, end),
+    optionally only for some metrics."""
     if not files:
         return []
     con = duckdb.connect()
     try:
-        if threads:
-            con.execute(f"SET threads TO {int(threads)}")
         con.read_parquet(files).create_view("usage")
+        where = "ts >= ? AND ts < ?"
+        params: list[Any] = [start, end]
+        if metrics:
+            where += f" AND metric IN ({', '.join('?' for _ in metrics)})"
+            params += list(metrics)
         rows = con.execute(
-            "SELECT key, metric, CAST(SUM(quantity) AS BIGINT) FROM usage "
-            "WHERE ts >= ? AND ts < ? GROUP BY key, metric",
-            [start, end],
+            "SELECT key, metric, CAST(SUM(quantity) AS BIGINT) FROM usage "  # noqa: S608 - placeholders only
+            f"WHERE {where} GROUP BY key, metric",
+            params,
         ).fetchall()
     finally:
         con.close()
@@ -190,18 +224,19 @@ def sum_parts(
 
 
 def _database_totals(session: Session, start: datetime, end: datetime) -> dict[str, int]:
+    ok = LLMUsage.status == "ok"
     llm = session.execute(
         select(
-            func.coalesce(func.sum(LLMUsage.input_tokens), 0),
-            func.coalesce(func.sum(LLMUsage.output_tokens), 0),
-        ).where(
-            LLMUsage.ts >= start,
-            LLMUsage.ts < end,
-            LLMUsage.status == "ok",
-            LLMUsage.customer_id.is_not(None),
-        )
+            func.coalesce(func.sum(case((ok, LLMUsage.input_tokens), else_=0)), 0),
+            func.coalesce(func.sum(case((ok, LLMUsage.output_tokens), else_=0)), 0),
+            func.coalesce(func.sum(LLMUsage.cost_micros), 0),
+        ).where(LLMUsage.ts >= start, LLMUsage.ts < end, LLMUsage.customer_id.is_not(None))
     ).one()
-    totals = {"llm_input_tokens": int(llm[0]), "llm_output_tokens": int(llm[1])}
+    totals = {
+        "llm_input_tokens": int(llm[0]),
+        "llm_output_tokens": int(llm[1]),
+        COST_METRIC: int(llm[2]),
+    }
     for metric, quantity in session.execute(
         select(UsageEvent.metric, func.sum(UsageEvent.quantity))
         .where(UsageEvent.ts >= start, UsageEvent.ts < end)
@@ -241,6 +276,13 @@ def period_usage(session: Session, start: datetime, end: datetime) -> UsageTotal
     for customer, metric, quantity in events:
         totals[(customer, metric)] += quantity
     return dict(totals)
+
+
+def llm_cost_by_organisation(session: Session, start: datetime, end: datetime) -> dict[int, int]:
+    """Provider cost (micro-USD) per organisation in [start, end), from the lake."""
+    manifest = refresh(session)
+    rows = sum_parts(_parts(manifest, "llm"), start, end, (COST_METRIC,))
+    return {key: quantity for key, _, quantity in rows}
 
 
 def drop() -> None:
