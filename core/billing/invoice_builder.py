@@ -143,6 +143,8 @@ def _usage_lines(
 ) -> list[DraftLine]:
     sub = facts.subscription
     window_end = min(sub.ended_at or end, end)
+    if max(sub.trial_end or sub.started_at, start) >= window_end:
+        return []  # a trial covers usage too; the month the trial ends bills the month's usage
     in_force: dict[str, tuple[SubscriptionItem, Price, str]] = {}
     for item, price, product in facts.items:
         if price.scheme in LICENSED or not price.metric:

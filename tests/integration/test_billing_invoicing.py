@@ -156,6 +156,9 @@ def test_plan_change_trial_and_cancellation_are_prorated_to_the_second(sqlite_db
     with unit_of_work() as session:
         subs = {s.customer_id: s.id for s in session.scalars(select(Subscription))}
         session.get(Subscription, subs[lyon]).trial_end = datetime(2026, 1, 10, tzinfo=UTC)
+        berlin = ledger.customers["Berlin Robotics GmbH"]
+        session.get(Subscription, subs[berlin]).trial_end = datetime(2026, 2, 15, tzinfo=UTC)
+    add_tokens("Berlin", 5_000, T0 + timedelta(days=5))  # used during the trial: not billed
     mid = datetime(2026, 1, 16, tzinfo=UTC)
     preview = preview_change(FINANCE, subs[dublin], "pro-eur", 2, at=mid)
     # 16 of January's 31 days remain: credit the unused Starter, charge 2 Pro seats
@@ -174,6 +177,7 @@ def test_plan_change_trial_and_cancellation_are_prorated_to_the_second(sqlite_db
     assert lines == [("Starter plan · Monthly", 2371), ("Pro plan · Per seat x 2 seats", 2581)]
     assert rows["Lyon Retail SAS"].subtotal == 3477  # billable after the trial: 22 of 31 days
     assert rows["Austin Health Inc."].subtotal == 3161  # until the 21st: 20 of 31 days
+    assert "Berlin Robotics GmbH" not in rows  # in trial all month, usage included
 
     run_invoices(FINANCE, FEB)
     february = by_customer(FEB)
