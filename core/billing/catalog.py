@@ -289,6 +289,7 @@ def create_coupon(actor: Actor, code: str, name: str, **terms: object) -> int:
 @dataclass(frozen=True)
 class PriceRow:
     lookup_key: str
+    product_key: str
     product: str
     nickname: str
     currency: str
@@ -299,17 +300,22 @@ class PriceRow:
     tiers: str
     active: bool
     stripe_id: str | None
+    package_round_up: bool = True
+    unit_label: str = ""
 
 
 def list_prices(actor: Actor) -> list[PriceRow]:
     require(actor, Permission.BILLING_READ, action="billing.catalog.read")
     with unit_of_work(read_only=True) as session:
         rows = session.execute(
-            select(Price, Product.name).join(Product).order_by(Product.key, Price.lookup_key)
+            select(Price, Product.key, Product.name)
+            .join(Product)
+            .order_by(Product.key, Price.lookup_key)
         ).all()
         return [
             PriceRow(
                 p.lookup_key,
+                key,
                 name,
                 p.nickname,
                 p.currency,
@@ -320,9 +326,31 @@ def list_prices(actor: Actor) -> list[PriceRow]:
                 p.tiers_json or "",
                 p.active,
                 p.stripe_id,
+                p.package_round_up,
+                p.unit_label,
             )
-            for p, name in rows
+            for p, key, name in rows
         ]
+
+
+def list_products(actor: Actor) -> list[tuple[str, str, bool]]:
+    """(key, name, active) of every product."""
+    require(actor, Permission.BILLING_READ, action="billing.catalog.read")
+    with unit_of_work(read_only=True) as session:
+        return [
+            (p.key, p.name, p.active)
+            for p in session.scalars(select(Product).order_by(Product.key))
+        ]
+
+
+def quote(actor: Actor, lookup_key: str, quantity: int) -> int:
+    """What `quantity` costs for a whole month on a price, in its minor units."""
+    require(actor, Permission.BILLING_READ, action="billing.catalog.read")
+    with unit_of_work(read_only=True) as session:
+        price = session.scalar(select(Price).where(Price.lookup_key == lookup_key))
+        if price is None:
+            raise NotFound(f"No price with the key {lookup_key!r}.")
+        return charge(price, quantity)
 
 
 def list_coupons(actor: Actor) -> list[Coupon]:

@@ -115,6 +115,7 @@ def _has_invoices(session: Session, customer_id: int) -> bool:
 class CustomerRow:
     id: int
     name: str
+    email: str
     country: str
     currency: str
     vat_id: str | None
@@ -150,6 +151,7 @@ def search_customers(actor: Actor, query: str = "", limit: int = 200) -> list[Cu
             CustomerRow(
                 c.id,
                 c.name,
+                c.email,
                 c.country,
                 c.currency,
                 c.vat_id,

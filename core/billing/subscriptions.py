@@ -18,7 +18,14 @@ from core.auth.guard import require
 from core.auth.roles import Permission
 from core.billing import pricing
 from core.billing.catalog import LICENSED, charge
-from core.billing.models import Coupon, Customer, Price, Subscription, SubscriptionItem
+from core.billing.models import (
+    Coupon,
+    Customer,
+    Price,
+    Product,
+    Subscription,
+    SubscriptionItem,
+)
 from core.billing.periods import month_of
 from core.db import unit_of_work, utcnow
 from core.errors import Conflict, NotFound, ValidationError
@@ -147,10 +154,12 @@ def create_subscription(
         return sub.id
 
 
-def _live_subscription(session: Session, subscription_id: int) -> Subscription:
+def _live_subscription(
+    session: Session, subscription_id: int, customer_id: int | None = None
+) -> Subscription:
     sub = session.get(Subscription, subscription_id, with_for_update=True)
-    if sub is None:
-        raise NotFound(f"No subscription with id {subscription_id}.")
+    if sub is None or (customer_id is not None and sub.customer_id != customer_id):
+        raise NotFound(f"No subscription #{subscription_id} for this customer.")
     if sub.status not in LIVE:
         raise Conflict(f"Subscription #{sub.id} is {sub.status}; only a live one can change.")
     return sub
@@ -223,12 +232,16 @@ def change_plan(
     price_key: str,
     quantity: int = 1,
     at: datetime | None = None,
+    *,
+    customer_id: int | None = None,
 ) -> ChangePreview:
-    """Upgrade, downgrade or change seats from `at` (default now); the month's invoice prorates."""
+    """Upgrade, downgrade or change seats from `at` (default now); the month's invoice prorates.
+    `customer_id`, where given, must own the subscription (pages pass it, so a stale or mistyped
+    id can never change another customer's plan)."""
     require(actor, Permission.BILLING_MANAGE, action="billing.subscription.change")
     at = at or utcnow()
     with unit_of_work() as session:
-        sub = _live_subscription(session, subscription_id)
+        sub = _live_subscription(session, subscription_id, customer_id)
         new = _price(session, price_key)
         preview = _preview(session, sub, new, quantity, at)
         item, old = _plan_item(session, sub)
@@ -271,7 +284,12 @@ def change_item(
 
 
 def cancel_subscription(
-    actor: Actor, subscription_id: int, reason: str, at: datetime | None = None
+    actor: Actor,
+    subscription_id: int,
+    reason: str,
+    at: datetime | None = None,
+    *,
+    customer_id: int | None = None,
 ) -> None:
     """End a subscription at `at` (default now); the month's invoice charges up to then."""
     require(actor, Permission.BILLING_MANAGE, action="billing.subscription.cancel")
@@ -280,7 +298,7 @@ def cancel_subscription(
         raise ValidationError("Say why the subscription ends (for churn reporting).")
     at = at or utcnow()
     with unit_of_work() as session:
-        sub = _live_subscription(session, subscription_id)
+        sub = _live_subscription(session, subscription_id, customer_id)
         if at < sub.started_at:
             raise ValidationError("A subscription cannot end before it started.")
         end_subscription(session, sub, at, reason)
@@ -312,3 +330,80 @@ def end_trials(session: Session, now: datetime) -> int:
     for sub in subs:
         sub.status, sub.updated_at = "active", now
     return len(subs)
+
+
+@dataclass(frozen=True)
+class ItemView:
+    price_key: str
+    product: str
+    nickname: str
+    scheme: str
+    currency: str
+    quantity: int
+    started_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SubscriptionView:
+    id: int
+    status: str
+    started_at: datetime
+    trial_end: datetime | None
+    ended_at: datetime | None
+    cancel_reason: str
+    coupon: str | None
+    stripe_id: str | None
+    items: list[ItemView]
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE
+
+
+def customer_subscriptions(actor: Actor, customer_id: int) -> list[SubscriptionView]:
+    """A customer's subscriptions, newest first, each with its item history."""
+    require(actor, Permission.BILLING_READ, action="billing.subscription.read")
+    with unit_of_work(read_only=True) as session:
+        subs = session.scalars(
+            select(Subscription)
+            .where(Subscription.customer_id == customer_id)
+            .order_by(Subscription.started_at.desc(), Subscription.id.desc())
+        ).all()
+        coupons = {c.id: c.code for c in session.scalars(select(Coupon))}
+        items: dict[int, list[ItemView]] = {s.id: [] for s in subs}
+        if subs:
+            rows = session.execute(
+                select(SubscriptionItem, Price, Product.name)
+                .join(Price, Price.id == SubscriptionItem.price_id)
+                .join(Product, Product.id == Price.product_id)
+                .where(SubscriptionItem.subscription_id.in_(list(items)))
+                .order_by(SubscriptionItem.started_at, SubscriptionItem.id)
+            ).all()
+            for item, price, product in rows:
+                items[item.subscription_id].append(
+                    ItemView(
+                        price.lookup_key,
+                        product,
+                        price.nickname,
+                        price.scheme,
+                        price.currency,
+                        item.quantity,
+                        item.started_at,
+                        item.ended_at,
+                    )
+                )
+        return [
+            SubscriptionView(
+                s.id,
+                s.status,
+                s.started_at,
+                s.trial_end,
+                s.ended_at,
+                s.cancel_reason,
+                coupons.get(s.coupon_id or 0),
+                s.stripe_id,
+                items[s.id],
+            )
+            for s in subs
+        ]

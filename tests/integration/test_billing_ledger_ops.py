@@ -27,7 +27,7 @@ from core.billing.invoicing import run_invoices
 from core.billing.models import UsageEvent
 from core.billing.pdf import invoice_pdf
 from core.db import unit_of_work
-from core.errors import Conflict, PermissionDenied, ValidationError
+from core.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from tests.billing_ledger import build_ledger
 
 FINANCE = Actor("fin", Role.FINANCE)
@@ -197,3 +197,27 @@ def test_a_sole_trader_billed_at_their_own_address_gets_their_invoices_not_erase
         assert BillingSource().erase(session, subject).action == "retained"
         assert BillingSource().erase(session, stranger).action == "none"
         assert BillingSource().collect(session, stranger) == []
+
+
+def test_a_customers_subscriptions_list_their_history_and_guard_ownership(
+    invoices: dict[str, int],
+) -> None:
+    from core.billing.catalog import quote
+    from core.billing.subscriptions import cancel_subscription, change_plan, customer_subscriptions
+
+    dublin = invoice_detail(FINANCE, invoices["Dublin Data Ltd"]).customer.id
+    lyon = invoice_detail(FINANCE, invoices["Lyon Retail SAS"]).customer.id
+    (sub,) = customer_subscriptions(FINANCE, dublin)
+    with pytest.raises(NotFound):  # the page passes the customer: another's id is refused
+        change_plan(FINANCE, sub.id, "pro-eur", 3, customer_id=lyon)
+    change_plan(
+        FINANCE, sub.id, "pro-eur", 3, at=datetime(2026, 2, 10, tzinfo=UTC), customer_id=dublin
+    )
+    with pytest.raises(NotFound):
+        cancel_subscription(FINANCE, sub.id, "closing down", customer_id=lyon)
+    (sub,) = customer_subscriptions(FINANCE, dublin)
+    assert sub.live and [(i.price_key, i.quantity, i.ended_at is None) for i in sub.items] == [
+        ("starter-eur", 1, False),
+        ("pro-eur", 3, True),
+    ]
+    assert quote(FINANCE, "llm-input-eur", 3_000) == 1_000  # 1,000 free, then 0.5 each

@@ -340,6 +340,10 @@ def test_pull_pages_through_events_and_applies_each_once(
     assert ("product.created", "ignored") in outcomes
     assert ("invoice.paid", "no new payment: already recorded") in outcomes
     assert ("invoice.paid", "unknown object: no ledger invoice in_elsewhere") in outcomes
+    from core.billing.stripe.status import recent_events
+
+    shown = recent_events(FINANCE, limit=5)
+    assert len(shown) == 5 and {e.via for e in shown} == {"poll"}
 
     assert pull_events(FINANCE, page_size=3).fetched == 0  # nothing newer than the cursor
     with unit_of_work() as s:  # forget the cursor: every event returns, and is skipped by id

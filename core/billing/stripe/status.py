@@ -154,3 +154,23 @@ def sync_status(actor: Actor) -> SyncStatus:
         last_error_operation=error.get("operation"),
         last_error_at=_when(error.get("at")),
     )
+
+
+@dataclass(frozen=True)
+class EventRow:
+    id: str
+    type: str
+    via: str
+    outcome: str
+    created: datetime
+    received_at: datetime
+
+
+def recent_events(actor: Actor, limit: int = 50) -> list[EventRow]:
+    """The Stripe events applied most recently, newest first."""
+    require(actor, Permission.BILLING_READ, action="billing.stripe.status")
+    with unit_of_work(read_only=True) as session:
+        rows = session.scalars(
+            select(StripeEvent).order_by(StripeEvent.received_at.desc()).limit(limit)
+        )
+        return [EventRow(e.id, e.type, e.via, e.outcome, e.created, e.received_at) for e in rows]
