@@ -41,7 +41,12 @@ def home_card(*roles: Role, title: str) -> Callable[[CardFn], CardFn]:
 
 
 # Domains whose modules register cards; listed so their cards exist before the first home page.
-CARD_MODULES = ["core.llm.home_cards", "core.rag.home_cards", "core.privacy.home_cards"]
+CARD_MODULES = [
+    "core.llm.home_cards",
+    "core.rag.home_cards",
+    "core.privacy.home_cards",
+    "core.billing.home_cards",
+]
 
 
 def home_metrics(actor: Actor) -> list[tuple[str, list[Metric]]]:

@@ -14,9 +14,10 @@ CARDS = {
         "LLM traffic, last 24 hours",
         KB,
         "Privacy",
+        "Billing",
     ],
     Role.COMPLIANCE_OFFICER: ["Audit, last 24 hours", "Customers", KB, "Privacy"],
-    Role.FINANCE: ["Customers", "LLM traffic, last 24 hours"],
+    Role.FINANCE: ["Customers", "LLM traffic, last 24 hours", "Billing"],
     Role.ML_ENGINEER: ["LLM traffic, last 24 hours", KB],
 }
 
