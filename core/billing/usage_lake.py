@@ -52,6 +52,7 @@ SOURCES = ("llm", "events")
 COST_METRIC = "llm_cost_micros"  # provider cost in micro-USD; for margins, never billed
 LAKE_FORMAT = 3
 BATCH_ROWS = 200_000
+MAX_PARTS = 24  # per source; more are merged into one file
 LAKE_ID_KEY = "usage_lake_id"
 UsageTotals = dict[tuple[int, str], int]
 
@@ -198,7 +199,39 @@ def refresh(session: Session, *, rebuild: bool = False) -> dict[str, Any]:
         manifest["last_id"][source] = upto
         manifest["refreshed_at"] = utcnow().isoformat()
         _save_manifest(manifest)
+        if sum(1 for p in manifest["parts"] if p["source"] == source) > MAX_PARTS:
+            _compact(manifest, source)
     return manifest
+
+
+def _compact(manifest: dict[str, Any], source: str) -> None:
+    """Merge a source's parts into one file (frequent refreshes leave many small ones). The new
+    manifest lists either the old parts or the merged one, never both, so a crash is harmless."""
+    parts = sorted((p for p in manifest["parts"] if p["source"] == source), key=lambda p: p["from"])
+    name = f"part-{source}-{parts[0]['from']:012d}-{parts[-1]['to']:012d}.parquet"
+    fd, tmp = tempfile.mkstemp(dir=lake_dir(), suffix=".parquet.tmp")
+    os.close(fd)
+    con = duckdb.connect()
+    try:
+        merged = con.read_parquet([str(lake_dir() / p["file"]) for p in parts])
+        merged.write_parquet(tmp)
+        os.replace(tmp, lake_dir() / name)
+    finally:
+        con.close()
+        Path(tmp).unlink(missing_ok=True)
+    manifest["parts"] = [p for p in manifest["parts"] if p["source"] != source] + [
+        {
+            "file": name,
+            "source": source,
+            "from": parts[0]["from"],
+            "to": parts[-1]["to"],
+            "rows": sum(int(p["rows"]) for p in parts),
+        }
+    ]
+    _save_manifest(manifest)
+    for part in parts:
+        if part["file"] != name:
+            (lake_dir() / part["file"]).unlink(missing_ok=True)
 
 
 def _parts(manifest: dict[str, Any], source: str) -> list[str]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
+
 from core.billing import usage_lake
 from core.billing.models import SyncState
 from core.db import unit_of_work
@@ -47,3 +49,16 @@ def test_a_copy_that_missed_rows_or_belongs_to_another_database_is_rebuilt(sqlit
     (usage_lake.lake_dir() / "part-llm-000000000999.parquet").write_bytes(b"half-written")
     assert berlin_tokens() == 1_700
     assert json.loads(path.read_text())["lake_id"] == "another-database"
+
+
+def test_many_small_parts_are_merged(sqlite_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(usage_lake, "MAX_PARTS", 3)
+    build_ledger()
+    for day in range(1, 6):
+        add_tokens("Berlin", 100 * day, T0 + timedelta(days=day))
+        assert berlin_tokens() == sum(100 * d for d in range(1, day + 1))
+    manifest = json.loads((usage_lake.lake_dir() / "manifest.json").read_text())
+    llm_parts = [p for p in manifest["parts"] if p["source"] == "llm"]
+    assert len(llm_parts) <= 3 and sum(p["rows"] for p in llm_parts) == 5
+    on_disk = {p.name for p in usage_lake.lake_dir().glob("part-llm-*.parquet")}
+    assert on_disk == {p["file"] for p in llm_parts}
