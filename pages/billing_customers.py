@@ -1,11 +1,11 @@
 """Customers: find a billing customer by name, e-mail, VAT id or number; their billing details
-(with an edit form), subscription actions (start; change plan or seats after a proration
-preview; cancel with a reason), invoices, usage per metric and LLM cost against revenue."""
+(with an edit form), their subscriptions with each item's history, actions on the live one
+(change plan or seats after a proration preview; cancel with a reason) or starting one, invoices,
+usage per metric and LLM cost against revenue."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -23,24 +23,14 @@ from core.billing.margin import margin, margin_pct
 from core.billing.pdf import money
 from core.billing.periods import add_months, label, month_of
 from core.billing.pricing import exponent
+from core.billing.subscriptions import ItemView, SubscriptionView
 from core.errors import DomainError
 
 FLASH_KEY = "billing_customers_flash"
-# Subscriptions started on this page in this session, by customer: the ledger offers no listing
-# of a customer's subscriptions yet, so only these can be changed or cancelled here.
-STARTED_KEY = "billing_started_subscriptions"
 PREVIEW_KEY = "billing_change_preview"
 PREVIEW_VALID = timedelta(minutes=15)
 SEARCH_LIMIT = 200
-LIVE = ("trialing", "active", "past_due")
 NO_COUPON = "(no coupon)"
-
-
-@dataclass(frozen=True)
-class Started:
-    subscription_id: int
-    price_key: str
-    seats: int
 
 
 def render() -> None:
@@ -125,7 +115,7 @@ def _detail(actor: Actor, customer: CustomerRow) -> None:
     c3.metric("Since", deps.local_time(customer.since, "%Y-%m-%d") or "-")
     c4.metric("Currency", customer.currency)
     details, subscription, invoices, usage_tab = st.tabs(
-        ["Billing details", "Subscription", "Invoices", "Usage & margin"]
+        ["Billing details", "Subscriptions", "Invoices", "Usage & margin"]
     )
     manage = has_permission(actor.role, Permission.BILLING_MANAGE)
     with details:
@@ -143,6 +133,7 @@ def _billing_details(actor: Actor, customer: CustomerRow, manage: bool) -> None:
         pd.DataFrame(
             [
                 ("Customer #", str(customer.id)),
+                ("Billing e-mail", customer.email or "(none)"),
                 ("Country", customer.country),
                 ("Billing currency", customer.currency),
                 ("VAT id", customer.vat_id or "(none)"),
@@ -161,10 +152,7 @@ def _billing_details(actor: Actor, customer: CustomerRow, manage: bool) -> None:
         st.write("**Change billing details**")
         c1, c2, c3 = st.columns([2, 1, 2])
         email = c1.text_input(
-            "Billing e-mail",
-            max_chars=254,
-            placeholder="leave blank to keep the current address",
-            key=f"cust_email_{cid}",
+            "Billing e-mail", value=customer.email, max_chars=254, key=f"cust_email_{cid}"
         )
         country = c2.text_input(
             "Country (ISO code)", value=customer.country, max_chars=2, key=f"cust_country_{cid}"
@@ -178,7 +166,7 @@ def _billing_details(actor: Actor, customer: CustomerRow, manage: bool) -> None:
         )
         if st.form_submit_button("Save details"):
             changes: dict[str, str] = {}
-            if email.strip():
+            if email.strip() != customer.email:
                 changes["email"] = email
             if country.strip().upper() != customer.country:
                 changes["country"] = country
@@ -203,48 +191,97 @@ def _billing_details(actor: Actor, customer: CustomerRow, manage: bool) -> None:
 # --- subscription -------------------------------------------------------------------------------
 
 
-def _started() -> dict[int, Started]:
-    started: dict[int, Started] = st.session_state.setdefault(STARTED_KEY, {})
-    return started
-
-
 def _price_label(p: PriceRow) -> str:
     amount = money(int(Decimal(p.unit_amount)), p.currency)
     per = " per seat" if p.scheme == "per_seat" else ""
-    return f"{p.product}: {p.lookup_key} ({amount}{per} / month)"
+    archived = "" if p.active else ", archived"
+    return f"{p.product}: {p.lookup_key} ({amount}{per} / month{archived})"
+
+
+def _plan_item(sub: SubscriptionView) -> ItemView | None:
+    """The subscription's current plan item (flat or per seat)."""
+    return next((i for i in sub.items if i.ended_at is None and i.scheme in LICENSED), None)
 
 
 def _subscription(actor: Actor, customer: CustomerRow, manage: bool) -> None:
-    if customer.subscription_status == "none":
-        st.write("No subscription yet.")
+    subs = subscriptions.customer_subscriptions(actor, customer.id)
+    if subs:
+        _history(customer, subs)
     else:
-        since = deps.local_time(customer.since, "%Y-%m-%d")
-        st.write(f"Latest subscription: **{customer.subscription_status}**, started {since}.")
+        st.write("No subscription yet.")
     if not manage:
         return
+    live = next((s for s in subs if s.live), None)
     prices = [
         p
         for p in catalog.list_prices(actor)
-        if p.active and p.currency == customer.currency and p.scheme in LICENSED + METERED
+        if p.currency == customer.currency and p.scheme in LICENSED + METERED
     ]
-    plans = {p.lookup_key: p for p in prices if p.scheme in LICENSED}
-    if customer.subscription_status not in LIVE:
-        _start_form(actor, customer, plans, [p for p in prices if p.scheme in METERED])
+    if live is None:
+        active = [p for p in prices if p.active]
+        plans = {p.lookup_key: p for p in active if p.scheme in LICENSED}
+        _start_form(actor, customer, plans, [p for p in active if p.scheme in METERED])
         return
-    started = _started().get(customer.id)
-    if started is None:
-        st.info(
-            "This subscription was not started in this session: changing or cancelling it here "
-            "needs the ledger's list of a customer's subscriptions, which the console cannot "
-            "read yet."
-        )
-        return
-    st.caption(
-        f"Subscription #{started.subscription_id}: {started.price_key} x {started.seats} "
-        "(started in this session)."
+    current = _plan_item(live)
+    if current is None:
+        st.warning(f"Subscription #{live.id} has no current plan item to change.")
+    else:
+        # The current price stays on offer even when archived, so seats can still change on it.
+        plans = {
+            p.lookup_key: p
+            for p in prices
+            if p.scheme in LICENSED and (p.active or p.lookup_key == current.price_key)
+        }
+        _change(actor, customer, live, current, plans)
+    _cancel(actor, customer, live)
+
+
+def _history(customer: CustomerRow, subs: list[SubscriptionView]) -> None:
+    day = "%Y-%m-%d"
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Subscription #": s.id,
+                    "Status": s.status,
+                    "Started": deps.local_time(s.started_at, day),
+                    "Trial until": deps.local_time(s.trial_end, day),
+                    "Ended": deps.local_time(s.ended_at, day),
+                    "Cancel reason": s.cancel_reason,
+                    "Coupon": s.coupon or "",
+                    "Stripe id": s.stripe_id or "",
+                }
+                for s in subs
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
     )
-    _change(actor, customer, started, plans)
-    _cancel(actor, customer, started)
+    st.write("**Item history**")
+    items = pd.DataFrame(
+        [
+            {
+                "Subscription #": s.id,
+                "Product": i.product,
+                "Price key": i.price_key,
+                "Scheme": i.scheme,
+                "Quantity": i.quantity,
+                "From": deps.local_time(i.started_at, "%Y-%m-%d %H:%M"),
+                "Until": deps.local_time(i.ended_at, "%Y-%m-%d %H:%M") or "(current)",
+            }
+            for s in subs
+            for i in s.items
+        ],
+        columns=["Subscription #", "Product", "Price key", "Scheme", "Quantity", "From", "Until"],
+    )
+    st.dataframe(items, hide_index=True, width="stretch")
+    st.caption(
+        "Each plan change or seat change ends one item and starts the next; the month's invoice "
+        "charges each for the time it ran. Quantity: seats for a per-seat plan, 1 otherwise."
+    )
+    widgets.csv_download(
+        items, "Download CSV", f"subscription-items-{customer.id}.csv", key="cust_items_csv"
+    )
 
 
 def _start_form(
@@ -304,23 +341,29 @@ def _start_form(
             except DomainError as exc:
                 deps.show_error(exc)
                 return
-            quantity = int(seats) if plans[plan].scheme == "per_seat" else 1
-            _started()[cid] = Started(sub_id, plan, quantity)
             widgets.flash(FLASH_KEY, f"Started subscription #{sub_id} for {customer.name}.")
             st.rerun()
 
 
 def _change(
-    actor: Actor, customer: CustomerRow, started: Started, plans: dict[str, PriceRow]
+    actor: Actor,
+    customer: CustomerRow,
+    live: SubscriptionView,
+    current: ItemView,
+    plans: dict[str, PriceRow],
 ) -> None:
     st.write("**Change plan or seats**")
-    sid = started.subscription_id
+    sid = live.id
+    st.caption(
+        f"Subscription #{sid} ({live.status}): {current.price_key} x {current.quantity} since "
+        f"{deps.local_time(current.started_at, '%Y-%m-%d')}."
+    )
     keys = list(plans)
     c1, c2 = st.columns([3, 1])
     plan = c1.selectbox(
         "New plan price",
         keys,
-        index=keys.index(started.price_key) if started.price_key in keys else 0,
+        index=keys.index(current.price_key) if current.price_key in keys else 0,
         format_func=lambda k: _price_label(plans[k]),
         key=f"cust_change_plan_{sid}",
     )
@@ -329,16 +372,17 @@ def _change(
             "Seats",
             min_value=1,
             max_value=subscriptions.MAX_SEATS,
-            value=started.seats,
+            value=current.quantity,
+            help="Per-seat plans only.",
             key=f"cust_change_seats_{sid}",
         )
     )
-    wanted = (sid, plan, seats)
+    wanted = (customer.id, sid, plan, seats)
     if st.button("Preview change", key=f"cust_preview_{sid}"):
         try:
             st.session_state[PREVIEW_KEY] = (
                 wanted,
-                subscriptions.preview_change(actor, sid, plan, seats),
+                subscriptions.preview_change(actor, sid, plan, seats, customer_id=customer.id),
             )
         except DomainError as exc:
             deps.show_error(exc)
@@ -364,23 +408,25 @@ def _change(
     if st.button("Confirm change", type="primary", key=f"cust_confirm_{sid}"):
         try:
             # At the previewed instant, so the proration is exactly what was shown.
-            result = subscriptions.change_plan(actor, sid, plan, seats, at=preview.at)
+            result = subscriptions.change_plan(
+                actor, sid, plan, seats, at=preview.at, customer_id=customer.id
+            )
         except DomainError as exc:
             deps.show_error(exc)
             return
         st.session_state.pop(PREVIEW_KEY, None)
-        _started()[customer.id] = Started(sid, plan, seats)
+        now_on = f"{plan} x {seats}" if plans[plan].scheme == "per_seat" else plan
         widgets.flash(
             FLASH_KEY,
-            f"Subscription #{sid} now on {plan} x {seats}; net proration this month "
+            f"Subscription #{sid} now on {now_on}; net proration this month "
             f"{money(result.net, result.currency)}.",
         )
         st.rerun()
 
 
-def _cancel(actor: Actor, customer: CustomerRow, started: Started) -> None:
+def _cancel(actor: Actor, customer: CustomerRow, live: SubscriptionView) -> None:
     st.write("**Cancel the subscription**")
-    sid = started.subscription_id
+    sid = live.id
     reason = st.text_input(
         "Reason (for churn reporting)", max_chars=200, key=f"cust_cancel_reason_{sid}"
     )
@@ -389,11 +435,11 @@ def _cancel(actor: Actor, customer: CustomerRow, started: Started) -> None:
     )
     if st.button("Cancel subscription", disabled=not sure, key=f"cust_cancel_{sid}"):
         try:
-            subscriptions.cancel_subscription(actor, sid, reason)
+            subscriptions.cancel_subscription(actor, sid, reason, customer_id=customer.id)
         except DomainError as exc:
             deps.show_error(exc)
             return
-        _started().pop(customer.id, None)
+        st.session_state.pop(PREVIEW_KEY, None)
         widgets.flash(FLASH_KEY, f"Subscription #{sid} of {customer.name} cancelled.")
         st.rerun()
 

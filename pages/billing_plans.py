@@ -7,6 +7,7 @@ exactly with Decimal, never as floats. Usage prices may be fractions of a minor 
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal, InvalidOperation
 
 import pandas as pd
@@ -26,7 +27,7 @@ from core.billing.catalog import (
     PriceRow,
     PriceSpec,
 )
-from core.billing.models import Coupon, Price
+from core.billing.models import Coupon
 from core.billing.pdf import money
 from core.errors import DomainError, ValidationError
 
@@ -76,7 +77,7 @@ def render() -> None:
         with coupons_tab:
             _coupons(actor, manage)
         with calc_tab:
-            _calculator(prices)
+            _calculator(actor, prices)
     except DomainError as exc:
         deps.show_error(exc)
 
@@ -122,7 +123,10 @@ def _plain(minor: Decimal) -> str:
 
 
 def _tiers(row: PriceRow) -> list[pricing.Tier]:
-    return catalog.tiers_of(as_price(row))
+    return [
+        pricing.Tier(t["up_to"], Decimal(t["unit_amount"]), int(t["flat_amount"]))
+        for t in json.loads(row.tiers or "[]")
+    ]
 
 
 def describe_tiers(tiers: list[pricing.Tier], currency: str) -> str:
@@ -147,22 +151,11 @@ def describe_amount(row: PriceRow) -> str:
     if row.scheme == "per_unit":
         return f"{major(row.unit_amount, cur)} per unit"
     if row.scheme == "package":
-        return f"{major(row.unit_amount, cur)} per {row.package_size or 1:,} units"
+        # Round-up: a started package is charged in full; otherwise only complete ones.
+        which = "started" if row.package_round_up else "complete"
+        size = f"{row.package_size or 1:,} {row.unit_label or 'units'}"
+        return f"{major(row.unit_amount, cur)} per {which} package of {size}"
     return describe_tiers(_tiers(row), cur)
-
-
-def as_price(row: PriceRow) -> Price:
-    """An unsaved `Price` carrying the row's terms, for `catalog.charge`. The listing does not
-    say whether a package price rounds up, so this assumes it does (the default)."""
-    return Price(
-        lookup_key=row.lookup_key,
-        currency=row.currency,
-        scheme=row.scheme,
-        unit_amount=row.unit_amount,
-        package_size=row.package_size,
-        package_round_up=True,
-        tiers_json=row.tiers or None,
-    )
 
 
 # --- prices -------------------------------------------------------------------------------------
@@ -190,6 +183,7 @@ def _prices(actor: Actor, prices: list[PriceRow], manage: bool) -> None:
                 "Scheme": p.scheme,
                 "Amount": describe_amount(p),
                 "Metric": METRICS.get(p.metric or "", p.metric or ""),
+                "Unit": _unit(p),
                 "Active": p.active,
                 "Stripe id": p.stripe_id or "",
             }
@@ -203,6 +197,7 @@ def _prices(actor: Actor, prices: list[PriceRow], manage: bool) -> None:
             "Scheme",
             "Amount",
             "Metric",
+            "Unit",
             "Active",
             "Stripe id",
         ],
@@ -269,12 +264,21 @@ def _clear(*keys: str) -> None:
 
 def _new_price(actor: Actor) -> None:
     st.write("**Add a price**")
+    products = {key: name for key, name, active in catalog.list_products(actor) if active}
+    if not products:
+        st.info("There is no active product yet: add one above first.")
+        return
     scheme = st.selectbox(
         "Pricing scheme", SCHEMES, format_func=lambda s: SCHEME_LABELS[s], key="price_scheme"
     )
     with st.form("new_price"):
         c1, c2, c3 = st.columns(3)
-        product = c1.text_input("Product key", max_chars=64, key="price_product")
+        product = c1.selectbox(
+            "Product",
+            list(products),
+            format_func=lambda k: f"{products[k]} ({k})",
+            key="price_product",
+        )
         lookup_key = c2.text_input(
             "Price key", max_chars=64, placeholder="e.g. pro-eur-2027", key="price_key"
         )
@@ -283,7 +287,7 @@ def _new_price(actor: Actor) -> None:
         fields = _scheme_fields(scheme)
         if st.form_submit_button("Add price", type="primary"):
             try:
-                spec = _spec(scheme, product, lookup_key, currency, nickname, fields)
+                spec = _spec(scheme, product or "", lookup_key, currency, nickname, fields)
                 catalog.create_price(actor, spec)
             except DomainError as exc:
                 deps.show_error(exc)
@@ -488,7 +492,16 @@ def _coupon_terms(kind: str, percent: str, amount: str, currency: str) -> dict[s
 # --- calculator ---------------------------------------------------------------------------------
 
 
-def _calculator(prices: list[PriceRow]) -> None:
+def _unit(row: PriceRow) -> str:
+    """What a quantity of this price counts."""
+    if row.scheme == "flat":
+        return "month"
+    if row.scheme == "per_seat":
+        return "seats"
+    return row.unit_label or "units"
+
+
+def _calculator(actor: Actor, prices: list[PriceRow]) -> None:
     if not prices:
         st.info("The catalogue has no prices yet.")
         return
@@ -504,15 +517,21 @@ def _calculator(prices: list[PriceRow]) -> None:
         format_func=lambda k: f"{k} ({by_key[k].scheme}, {by_key[k].currency})",
         key="calc_price",
     )
+    row = by_key[key]
     quantity = int(
         c2.number_input(
-            "Quantity", min_value=0, max_value=10**12, value=1000, step=1, key="calc_quantity"
+            "Quantity",
+            min_value=0,
+            max_value=10**12,
+            value=1000,
+            step=1,
+            help="A flat price costs the same whatever the quantity.",
+            key="calc_quantity",
         )
     )
-    row = by_key[key]
-    price = as_price(row)
-    cost = catalog.charge(price, quantity)
-    st.metric(f"{quantity:,} x {key}", money(cost, row.currency), border=True)
+    cost = catalog.quote(actor, key, quantity)
+    what = key if row.scheme == "flat" else f"{quantity:,} {_unit(row)} on {key}"
+    st.metric(what, money(cost, row.currency), border=True)
     st.caption(describe_amount(row))
     if row.scheme in ("flat", "per_seat"):
         return
@@ -522,15 +541,15 @@ def _calculator(prices: list[PriceRow]) -> None:
     points = sorted({top * i // 60 for i in range(61)} | {quantity})
     curve = pd.DataFrame(
         {
-            "Quantity": points,
+            f"Quantity ({_unit(row)})": points,
             # major units as floats for the picture only; the figure above is exact
             row.currency: [
-                float(Decimal(catalog.charge(price, q)).scaleb(-pricing.exponent(row.currency)))
+                float(Decimal(catalog.quote(actor, key, q)).scaleb(-pricing.exponent(row.currency)))
                 for q in points
             ],
         }
     )
-    figure = px.line(curve, x="Quantity", y=row.currency)
+    figure = px.line(curve, x=f"Quantity ({_unit(row)})", y=row.currency)
     figure.add_vline(x=quantity, line_dash="dot")
     widgets.chart(figure, height=220)
 

@@ -1,6 +1,7 @@
 """Stripe sync: whether it is on (and in which mode), what is in Stripe and what the next push
 would create, the last push and pull and their errors, buttons to push and pull now, the events
-applied so far, and how to run the webhook receiver and the scheduled pull.
+applied so far (counts, and the most recent ones one by one), and how to run the webhook receiver
+and the scheduled pull.
 
 Everything shown is read from the ledger (`sync_status`), so the page opens at once and works
 with the sync off; only the two buttons talk to Stripe."""
@@ -18,11 +19,13 @@ from core.auth.actor import Actor
 from core.auth.roles import Permission, has_permission
 from core.billing.stripe.pull import pull_events
 from core.billing.stripe.push import push_all
-from core.billing.stripe.status import SyncStatus, sync_status
+from core.billing.stripe.status import SyncStatus, recent_events, sync_status
 from core.errors import DomainError
 
 FLASH_KEY = "stripe_sync_flash"
 REPORT_KEY = "stripe_sync_report"
+RECENT_LIMIT = 50
+VIA_LABELS = {"webhook": "webhook", "poll": "Events API pull"}
 KIND_LABELS = {
     "products": "Products",
     "meters": "Usage meters",
@@ -50,7 +53,7 @@ def render() -> None:
         _actions(actor, status)
         _counts(status)
         _last_runs(status)
-        _events(status)
+        _events(actor, status)
         _how_to_run()
     except DomainError as exc:
         deps.show_error(exc)
@@ -190,7 +193,7 @@ def _last_runs(status: SyncStatus) -> None:
     )
 
 
-def _events(status: SyncStatus) -> None:
+def _events(actor: Actor, status: SyncStatus) -> None:
     st.subheader("Stripe events applied")
     if not status.events_by_via:
         st.info("No Stripe event has been applied yet.")
@@ -200,10 +203,7 @@ def _events(status: SyncStatus) -> None:
         st.dataframe(
             pd.DataFrame(
                 [
-                    {
-                        "Arrived by": "webhook" if via == "webhook" else "Events API pull",
-                        "Events": n,
-                    }
+                    {"Arrived by": VIA_LABELS.get(via, via), "Events": n}
                     for via, n in sorted(status.events_by_via.items())
                 ]
             ),
@@ -223,6 +223,33 @@ def _events(status: SyncStatus) -> None:
         '"needs review" are changes the ledger refused (for example Stripe voided an invoice '
         "the ledger has as paid): look at them in the Stripe dashboard."
     )
+    _recent(actor)
+
+
+def _recent(actor: Actor) -> None:
+    st.subheader("Recent events")
+    events = recent_events(actor, limit=RECENT_LIMIT)
+    frame = pd.DataFrame(
+        [
+            {
+                "Event": e.id,
+                "Type": e.type,
+                "Arrived by": VIA_LABELS.get(e.via, e.via),
+                "Outcome": e.outcome,
+                "Stripe time": deps.local_time(e.created),
+                "Received": deps.local_time(e.received_at),
+            }
+            for e in events
+        ],
+        columns=["Event", "Type", "Arrived by", "Outcome", "Stripe time", "Received"],
+    )
+    st.dataframe(frame, hide_index=True, width="stretch")
+    more = f" (the latest {RECENT_LIMIT})" if len(events) == RECENT_LIMIT else ""
+    st.caption(
+        f"{len(events):,} event(s){more}, newest first. Stripe time: when Stripe created the "
+        "event; received: when the console applied it."
+    )
+    widgets.csv_download(frame, "Download CSV", "stripe-events.csv", key="recent_events_csv")
 
 
 def _how_to_run() -> None:

@@ -219,10 +219,12 @@ def preview_change(
     price_key: str,
     quantity: int = 1,
     at: datetime | None = None,
+    *,
+    customer_id: int | None = None,
 ) -> ChangePreview:
     require(actor, Permission.BILLING_READ, action="billing.subscription.read")
     with unit_of_work(read_only=True) as session:
-        sub = _live_subscription(session, subscription_id)
+        sub = _live_subscription(session, subscription_id, customer_id)
         return _preview(session, sub, _price(session, price_key), quantity, at or utcnow())
 
 

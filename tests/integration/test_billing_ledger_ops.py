@@ -203,13 +203,20 @@ def test_a_customers_subscriptions_list_their_history_and_guard_ownership(
     invoices: dict[str, int],
 ) -> None:
     from core.billing.catalog import quote
-    from core.billing.subscriptions import cancel_subscription, change_plan, customer_subscriptions
+    from core.billing.subscriptions import (
+        cancel_subscription,
+        change_plan,
+        customer_subscriptions,
+        preview_change,
+    )
 
     dublin = invoice_detail(FINANCE, invoices["Dublin Data Ltd"]).customer.id
     lyon = invoice_detail(FINANCE, invoices["Lyon Retail SAS"]).customer.id
     (sub,) = customer_subscriptions(FINANCE, dublin)
     with pytest.raises(NotFound):  # the page passes the customer: another's id is refused
         change_plan(FINANCE, sub.id, "pro-eur", 3, customer_id=lyon)
+    with pytest.raises(NotFound):
+        preview_change(FINANCE, sub.id, "pro-eur", 3, customer_id=lyon)
     change_plan(
         FINANCE, sub.id, "pro-eur", 3, at=datetime(2026, 2, 10, tzinfo=UTC), customer_id=dublin
     )

@@ -1,5 +1,6 @@
 """Stripe sync page: with no key, a clear notice and the local counts (the buttons are off);
-with a key (the fake Stripe server), the mode, and a pull of Stripe's events with its report."""
+with a key (the fake Stripe server), the mode, and a pull of Stripe's events with its report and
+the pulled event in the recent events table."""
 
 from __future__ import annotations
 
@@ -68,3 +69,13 @@ def test_with_a_key_pull_applies_stripe_events_and_reports(fake_stripe: FakeStri
     assert runs.loc["Events cursor", "Result"].startswith("evt_")
     via = at.dataframe[2].value
     assert via.set_index("Arrived by").loc["Events API pull", "Events"] >= 1
+    recent = next(d.value for d in at.dataframe if "Stripe time" in d.value.columns)
+    event = recent.iloc[0]  # newest first
+    assert event["Event"] == runs.loc["Events cursor", "Result"].split(" ")[0]
+    assert (event["Type"], event["Arrived by"], event["Outcome"]) == (
+        "customer.created",
+        "Events API pull",
+        "ignored",
+    )
+    assert event["Stripe time"] and event["Received"]
+    assert len(at.get("download_button")) == 2  # outcomes and recent events as CSV
