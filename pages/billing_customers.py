@@ -19,8 +19,8 @@ from core.auth.roles import Permission, has_permission
 from core.billing import catalog, customers, invoices_read, subscriptions, usage
 from core.billing.catalog import LICENSED, METERED, METRICS, PriceRow
 from core.billing.customers import CustomerRow
+from core.billing.formatting import money
 from core.billing.margin import margin, margin_pct
-from core.billing.pdf import money
 from core.billing.periods import add_months, label, month_of
 from core.billing.pricing import exponent
 from core.billing.subscriptions import ItemView, SubscriptionView

@@ -16,6 +16,7 @@ from console import deps, widgets
 from core.auth.actor import Actor
 from core.auth.roles import Permission, has_permission
 from core.billing.credit_notes import REASONS, issue_credit_note
+from core.billing.formatting import money
 from core.billing.invoice_status import (
     STATUSES,
     finalise_invoice,
@@ -26,7 +27,7 @@ from core.billing.invoice_status import (
 )
 from core.billing.invoices_read import InvoiceDetail, InvoiceRow, invoice_detail, list_invoices
 from core.billing.invoicing import RunReport, list_runs, run_invoices
-from core.billing.pdf import invoice_pdf, money
+from core.billing.pdf import invoice_pdf
 from core.billing.periods import add_months, label, month_of, parse_period
 from core.billing.pricing import exponent, to_minor
 from core.billing.stripe.client import SYNC_OFF, sync_enabled

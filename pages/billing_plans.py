@@ -27,8 +27,8 @@ from core.billing.catalog import (
     PriceRow,
     PriceSpec,
 )
+from core.billing.formatting import money
 from core.billing.models import Coupon
-from core.billing.pdf import money
 from core.errors import DomainError, ValidationError
 
 FLASH_KEY = "billing_plans_flash"

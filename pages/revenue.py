@@ -19,9 +19,9 @@ from console import deps, widgets
 from core.auth.actor import Actor
 from core.auth.roles import Permission
 from core.billing.catalog import BILLING_CURRENCIES
+from core.billing.formatting import compact_money, money
 from core.billing.margin import margin
 from core.billing.metrics import Kpis, cohort_matrix, cohort_retention, kpis, mrr_history
-from core.billing.pdf import money
 from core.billing.periods import add_months, label, month_start
 from core.billing.pricing import exponent
 from core.billing.receivables import BUCKET_LABELS, BUCKETS, ar_ageing
@@ -149,8 +149,9 @@ def axis(series: pd.Series, currency: str) -> pd.Series:
     return series.astype("int64") / 10 ** exponent(currency)
 
 
-def signed(amount: int, currency: str) -> str:
-    return ("+" if amount > 0 else "-" if amount < 0 else "") + money(abs(amount), currency)
+def signed(amount: int, currency: str, *, compact: bool = False) -> str:
+    shown = (compact_money if compact else money)(abs(amount), currency)
+    return ("+" if amount > 0 else "-" if amount < 0 else "") + shown
 
 
 def percent(share: float) -> str:
@@ -187,15 +188,19 @@ def _kpi_row(k: Kpis) -> None:
     st.caption(f"At {deps.local_time(k.at, '%Y-%m-%d %H:%M')}, in {c}")
     row = st.columns(4)
     row[0].metric(
-        "MRR", money(k.mrr, c), signed(k.net_new_this_month, c) + " this month", border=True
+        "MRR",
+        compact_money(k.mrr, c),
+        signed(k.net_new_this_month, c) + " this month",
+        help=f"exactly {money(k.mrr, c)}",
+        border=True,
     )
-    row[1].metric("ARR", money(k.arr, c), border=True)
+    row[1].metric("ARR", compact_money(k.arr, c), help=f"exactly {money(k.arr, c)}", border=True)
     row[2].metric("Paying customers", f"{k.customers:,}", border=True)
     row[3].metric("ARPA", money(k.arpa, c), help="average MRR per paying account", border=True)
     row = st.columns(4)
     row[0].metric(
         "Net new MRR, last month",
-        signed(k.net_new_last_month, c),
+        signed(k.net_new_last_month, c, compact=True),
         help="new + expansion + reactivation - contraction - churn",
         border=True,
     )
@@ -213,7 +218,7 @@ def _kpi_row(k: Kpis) -> None:
     )
     row[3].metric(
         "Overdue receivables",
-        money(k.ar_overdue, c),
+        compact_money(k.ar_overdue, c),
         help="owed on open and uncollectible invoices past their due date",
         border=True,
     )

@@ -16,7 +16,7 @@ billing_app.add_typer(stripe_app, name="stripe")
 
 
 def _money(totals: dict[str, int]) -> str:
-    from core.billing.pdf import money
+    from core.billing.formatting import money
 
     return ", ".join(money(v, c) for c, v in sorted(totals.items())) or "nothing"
 

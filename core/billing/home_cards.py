@@ -6,27 +6,19 @@ page, so the two always agree), one grouped count of drafts, and the receivables
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.auth.actor import Actor
 from core.auth.roles import Role
+from core.billing.formatting import compact_money
 from core.billing.metrics import mrr_by_customer_at
 from core.billing.metrics_frames import check_currency
 from core.billing.models import Invoice
 from core.billing.periods import label
-from core.billing.pricing import exponent
 from core.billing.receivables import ageing
 from core.db import utcnow
 from core.platform.home import Metric, home_card
-
-
-def _money(amount: int, currency: str) -> str:
-    """As `core.billing.pdf.money`, without importing the PDF library on every home page."""
-    digits = exponent(currency)
-    return f"{currency} {Decimal(amount).scaleb(-digits):,.{digits}f}"
 
 
 @home_card(Role.FINANCE, Role.ADMIN, title="Billing")
@@ -44,7 +36,7 @@ def billing(session: Session, actor: Actor) -> list[Metric]:
     receivables = ageing(session, now)
     overdue = int((receivables.invoices["bucket"] != "current").sum())
     return [
-        Metric("MRR", _money(mrr, currency), f"all customers, converted to {currency}"),
+        Metric("MRR", compact_money(mrr, currency), f"all customers, converted to {currency}"),
         Metric(
             "Drafts to finalise",
             f"{waiting:,}",
@@ -54,7 +46,7 @@ def billing(session: Session, actor: Actor) -> list[Metric]:
         ),
         Metric(
             "Overdue receivables",
-            _money(receivables.totals["overdue"], currency),
+            compact_money(receivables.totals["overdue"], currency),
             f"owed on open and uncollectible invoices past their due date, in {currency}",
         ),
         Metric("Overdue invoices", f"{overdue:,}"),

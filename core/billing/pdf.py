@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
 from fpdf import FPDF
 
 from core.auth.actor import Actor
+from core.billing.formatting import money
 from core.billing.invoices_read import InvoiceDetail, invoice_detail
-from core.billing.pricing import exponent
 from core.config import get_settings
 from core.orgs.countries import countries
 
@@ -27,13 +26,6 @@ def _font_path() -> Path | None:
         return None
     path = Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
     return path if path.is_file() else None
-
-
-def money(amount: int, currency: str) -> str:
-    """1234567, "EUR" -> "EUR 12,345.67"."""
-    digits = exponent(currency)
-    value = Decimal(amount).scaleb(-digits)
-    return f"{currency} {value:,.{digits}f}"
 
 
 class _Doc:

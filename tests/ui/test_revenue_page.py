@@ -31,8 +31,10 @@ KPIS = [
 
 
 def amount(text: str) -> Decimal:
-    """'EUR 1,234.56' -> Decimal('1234.56')."""
-    return Decimal(text.split(" ", 1)[1].replace(",", ""))
+    """'EUR 1,234.56' -> Decimal('1234.56'); headline figures: 'EUR 395.7k', 'EUR 4.75M'."""
+    number = text.split(" ", 1)[1].replace(",", "")
+    scale = {"k": 1_000, "M": 1_000_000}.get(number[-1], 1)
+    return Decimal(number.rstrip("kM")) * scale
 
 
 def metrics(at: AppTest) -> dict[str, str]:
@@ -54,7 +56,10 @@ def test_revenue_dashboard_and_home_card(role: Role) -> None:
     kpis = metrics(at)
     assert list(kpis) == KPIS
     assert kpis["MRR"].startswith("EUR ") and amount(kpis["MRR"]) > 0
-    assert amount(kpis["ARR"]) == 12 * amount(kpis["MRR"])
+    exact = {m.label: m.help for m in at.metric}  # the cards show rounded headline figures
+    assert amount(exact["ARR"].removeprefix("exactly ")) == 12 * amount(
+        exact["MRR"].removeprefix("exactly ")
+    )
     assert int(kpis["Paying customers"].replace(",", "")) > 1000
     assert amount(kpis["Overdue receivables"]) > 0  # September's late payers
     assert len(at.get("plotly_chart")) >= 7  # MRR, movements, churn, ageing, cohorts, margin x2
