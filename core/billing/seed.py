@@ -363,7 +363,9 @@ def _usage_events(session: Session, rng: random.Random, anchor: datetime) -> int
 
 
 def _heavy_llm_use(session: Session, rng: random.Random, anchor: datetime) -> int:
-    """Starter customers running long-context RAG on the large models: LLM cost above revenue."""
+    """Starter customers running long-context RAG on the large models: LLM cost above revenue.
+    Their traffic fills the last complete month, the one the margin report opens on."""
+    month_begin, month_end = month_of(add_months(anchor, -1))
     price = session.scalar(
         select(LLMPrice).where(LLMPrice.model == "gpt-4o").order_by(LLMPrice.effective_from.desc())
     )
@@ -380,8 +382,8 @@ def _heavy_llm_use(session: Session, rng: random.Random, anchor: datetime) -> in
     rows = []
     for org_id in chosen:
         per_day = rng.randint(10, 22)
-        for day in range(30, 0, -1):
-            day_start = anchor - timedelta(days=day)
+        for day in range((month_end - month_begin).days):
+            day_start = month_begin + timedelta(days=day)
             for _ in range(per_day):
                 tokens_in, tokens_out = rng.randint(40_000, 110_000), rng.randint(800, 2500)
                 cost = (
