@@ -2,11 +2,14 @@
 
 Seeding and its atomicity run on both stores; determinism, the empty-database rule and the
 Regulations search do not depend on the store and run on SQLite only (each PostgreSQL seeding
-costs about 15 s of the suite's budget)."""
+costs about 15 s of the suite's budget). On SQLite the tenant seeded with ANCHOR is seeded once
+per run (tests/conftest.py: `seeded_demo`, the same `seed_demo` call) and each test that needs
+it gets its own copy, database and files."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import shutil
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -15,26 +18,32 @@ from core.auth.actor import Actor
 from core.auth.models import User
 from core.auth.roles import Role
 from core.auth.service import sign_in
-from core.db import unit_of_work
+from core.config import get_settings
+from core.db import dispose_engines, unit_of_work
 from core.demo import registry
-from core.demo.registry import seed_demo
+from core.demo.registry import SeedReport, seed_demo
 from core.errors import Conflict, PermissionDenied
 from core.llm.models import LLMUsage
 from core.orgs.countries import countries
 from core.orgs.models import Organisation
 from core.privacy.consent_review import review_queue
-from core.privacy.models import (
-    ConsentEvent,
-    ConsentPurpose,
-    DataRequest,
-    DataSubject,
-    RetentionPolicy,
-)
+from core.privacy.models import DataSubject
 from core.privacy.retention import list_policies
-from core.rag.models import Collection
+from tests.conftest import DEMO_ANCHOR, copy_seeded_demo, use_home
 from tests.helpers import ADMIN
 
-ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
+ANCHOR = DEMO_ANCHOR
+
+
+def seed_here(database_url: str, request: pytest.FixtureRequest) -> SeedReport:
+    """`seed_demo(ADMIN, anchor=ANCHOR)` into the test's empty database: on SQLite, a copy of
+    the run's one such seeding."""
+    if not database_url.startswith("sqlite:///"):
+        return seed_demo(ADMIN, anchor=ANCHOR)
+    seeded = request.getfixturevalue("seeded_demo")
+    dispose_engines()
+    copy_seeded_demo(seeded, Path(database_url.removeprefix("sqlite:///")).parent)
+    return seeded.report
 
 
 def _orgs() -> list[tuple[str, str, str, int, str]]:
@@ -43,8 +52,10 @@ def _orgs() -> list[tuple[str, str, str, int, str]]:
         return [(o.name, o.country, o.plan, o.employees, o.signed_up_at.isoformat()) for o in rows]
 
 
-def test_seed_creates_one_user_per_role_and_a_realistic_company(db_url: str) -> None:
-    report = seed_demo(ADMIN, anchor=ANCHOR)
+def test_seed_creates_one_user_per_role_and_a_realistic_company(
+    db_url: str, request: pytest.FixtureRequest
+) -> None:
+    report = seed_here(db_url, request)
     assert report.seeded
     with unit_of_work() as session:
         roles = sorted(session.scalars(select(User.role)))
@@ -77,23 +88,29 @@ def _assert_privacy_history_exercises_the_review_queue() -> None:
     assert all(p.enabled and p.duration_days for p in list_policies(officer))
 
 
-def test_same_seed_same_tenant_and_passwords_are_never_derived(sqlite_db: str) -> None:
-    first = seed_demo(ADMIN, anchor=ANCHOR, seed=7)
+def test_same_seed_same_tenant_and_passwords_are_never_derived(
+    sqlite_db: str,
+    request: pytest.FixtureRequest,
+    migrated_sqlite: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = seed_here(sqlite_db, request)  # the configured seed
     orgs = _orgs()
-    with unit_of_work() as session:
-        session.query(Organisation).delete()
-        session.query(User).delete()
-        session.query(Collection).delete()  # documents and chunks go with it (ON DELETE CASCADE)
-        for table in (ConsentEvent, DataRequest, DataSubject, ConsentPurpose, RetentionPolicy):
-            session.query(table).delete()
-    second = seed_demo(ADMIN, anchor=ANCHOR, seed=7)
+    again = tmp_path / "again"  # a second empty database, seeded again with that seed
+    again.mkdir()
+    shutil.copyfile(migrated_sqlite, again / "omni.db")
+    use_home(monkeypatch, again)
+    second = seed_demo(ADMIN, anchor=ANCHOR, seed=get_settings().demo_seed)
     assert _orgs()[0][0] == orgs[0][0] and [o[1:] for o in _orgs()] == [o[1:] for o in orgs]
     assert first.credentials.keys() == second.credentials.keys()
     assert first.credentials != second.credentials
 
 
-def test_seed_skips_or_refuses_a_non_empty_database(sqlite_db: str) -> None:
-    seed_demo(ADMIN, anchor=ANCHOR)
+def test_seed_skips_or_refuses_a_non_empty_database(
+    sqlite_db: str, request: pytest.FixtureRequest
+) -> None:
+    seed_here(sqlite_db, request)
     again = seed_demo(ADMIN, anchor=ANCHOR, if_empty=True)
     assert not again.seeded and again.credentials == {}
     with pytest.raises(Conflict, match="not empty"):
@@ -120,7 +137,9 @@ def test_only_admins_seed(db_url: str) -> None:
         seed_demo(Actor("fin", Role.FINANCE))
 
 
-def test_demo_regulations_collection_answers_the_access_request_question(sqlite_db: str) -> None:
+def test_demo_regulations_collection_answers_the_access_request_question(
+    sqlite_db: str, request: pytest.FixtureRequest
+) -> None:
     """The GDPR as the demo's "Regulations" collection: every article and recital is a document,
     and the deadline question finds the one-month rule first: Article 12(3), or Recital 59 which
     states the same deadline (int8 embeddings rank the two differently on CPUs with and without
@@ -128,7 +147,7 @@ def test_demo_regulations_collection_answers_the_access_request_question(sqlite_
     from core.rag.collections import list_collections
     from core.rag.retrieval import search
 
-    seed_demo(ADMIN, anchor=ANCHOR)
+    seed_here(sqlite_db, request)
     officer = Actor("demo-compliance", Role.COMPLIANCE_OFFICER)
     [regulations] = list_collections(officer)
     assert regulations.name == "Regulations" and regulations.documents == 99 + 173

@@ -4,7 +4,6 @@ runs in well under a minute on 2 CPU cores, most of it the one GGUF conversion."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from core.llm.local.engine import (
     LocalModel,
     _find_stop,
     _held_back,
-    clear_local_models,
     get_local_model,
 )
 from core.llm.local.loader import CACHE_NAME, LoadReport, load_pretrained
@@ -45,17 +43,16 @@ class Bundle:
 
 
 @pytest.fixture(scope="session")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bundle]:
-    home = tmp_path_factory.mktemp("omni-home")
-    clear_local_models()
+def bundle(local_model_home: Path) -> Bundle:
+    """The run's one cold load (tests/conftest.py: `local_model_home`), and a warm one here."""
+    home = local_model_home
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OMNI_HOME", str(home))
         reload_settings()
-        local = get_local_model()
+        local = get_local_model()  # already loaded by local_model_home
         tokenizer, reference, warm = load_pretrained(home, device="cpu")
     reload_settings()
-    yield Bundle(home, local, tokenizer, reference, warm)
-    clear_local_models()
+    return Bundle(home, local, tokenizer, reference, warm)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 import core.models  # noqa: F401
 from core.audit.service import record
+from core.auth.roles import Role
 from core.db import Base, get_engine, unit_of_work
 from core.schema import current_revision, head_revision, upgrade
 
@@ -68,3 +69,48 @@ def test_postgres_pool_is_configured(
     assert engine.pool._max_overflow == 10  # type: ignore[attr-defined]
     assert engine.pool._pre_ping is True  # type: ignore[attr-defined]
     assert engine.pool._recycle == 1800  # type: ignore[attr-defined]
+
+
+@pytest.mark.postgres
+def test_a_reused_postgres_database_is_as_freshly_migrated(
+    postgres_database: str, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """The PostgreSQL tests share the run's database, emptied back to its just-migrated state
+    between tests (tests/conftest.py): every row and sequence as a fresh migration leaves them."""
+    from tests import conftest
+    from tests.helpers import ADMIN, make_user
+
+    def state() -> tuple[dict[str, str], dict[str, int | None]]:
+        with get_engine().connect() as connection:
+            tables = connection.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            ).scalars()
+            rows = {
+                table: connection.execute(
+                    text(
+                        "SELECT coalesce(json_agg(t ORDER BY t::text), '[]')::text "
+                        f'FROM "{table}" AS t'
+                    )
+                ).scalar_one()
+                for table in tables
+            }
+            sequences = {
+                name: last
+                for name, last in connection.execute(
+                    text("SELECT sequencename, last_value FROM pg_sequences")
+                )
+            }
+        return rows, sequences
+
+    conftest.use_home(monkeypatch, tmp_path, postgres_database)
+    conftest._reset_postgres(postgres_database)
+    upgrade()
+    conftest._capture_migrated_postgres(postgres_database)
+    fresh = state()
+    make_user("someone", Role.FINANCE)  # rows in users and audit_log, sequences moved on
+    with unit_of_work() as session:
+        record(session, ADMIN.username, "test.event", "x", {})
+    assert state() != fresh
+    get_engine().dispose()
+    assert conftest._restore_migrated_postgres(postgres_database)
+    assert state() == fresh

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,8 @@ from console.deps import TOKEN_KEY
 from console.navigation import PAGES, PAGES_DIR, ROOT
 from core.auth.roles import Role, has_permission
 from core.auth.service import sign_in
-from core.demo.registry import seed_demo
-from core.schema import upgrade
-from tests.conftest import use_home
-from tests.helpers import ADMIN, PASSWORD, make_user
+from tests.conftest import SeededDemo, copy_seeded_demo, use_home
+from tests.helpers import PASSWORD, make_user
 
 APP = str(ROOT / "console" / "app.py")
 TIMEOUT = 60  # generous: the first run of a page imports plotly/pandas on a 2-core machine
@@ -27,12 +24,12 @@ def ui_user(role: Role) -> str:
 
 
 @pytest.fixture(scope="session")
-def ui_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def ui_home(seeded_demo: SeededDemo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the run's demo tenant (tests/conftest.py: `seeded_demo`) plus a user per role."""
     home = tmp_path_factory.mktemp("ui-home")
+    copy_seeded_demo(seeded_demo, home)
     with pytest.MonkeyPatch.context() as mp:
         use_home(mp, home)
-        upgrade()
-        seed_demo(ADMIN, anchor=datetime(2026, 11, 1, tzinfo=UTC))
         for role in Role:
             make_user(ui_user(role), role)
     return home
@@ -66,16 +63,18 @@ def roles_allowed(key: str) -> list[Role]:
     return [r for r in Role if spec.permission is None or has_permission(r, spec.permission)]
 
 
+def refusal_message(role: Role) -> str:
+    return f"Your role ({role.label}) cannot open this page. Ask an admin if you need it."
+
+
 def assert_page_refused(role: Role, key: str) -> None:
-    """The page is not in the role's navigation, and running its script directly refuses too."""
-    at = signed_in_app(role)
-    with pytest.raises(ValueError, match="Could not find a navigation page"):
-        at.switch_page(f"../pages/{key}.py")
+    """Running the page's script directly (a deep link, a stale session) refuses the role.
+
+    That the page is missing from the role's navigation is checked for every (page, role) in
+    tests/ui/test_navigation.py::test_role_sees_exactly_its_pages."""
     direct = AppTest.from_file(str(PAGES_DIR / f"{key}.py"), default_timeout=TIMEOUT)
     direct.session_state[TOKEN_KEY] = sign_in(ui_user(role), PASSWORD).token
     direct.run()
     assert not direct.exception
-    assert [e.value for e in direct.error] == [
-        f"Your role ({role.label}) cannot open this page. Ask an admin if you need it."
-    ]
+    assert [e.value for e in direct.error] == [refusal_message(role)]
     assert not direct.title  # nothing of the page was drawn

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from core.auth.roles import Role
 from core.llm import gateway
 from core.llm.config import default_config_text
+from core.llm.local.loader import cache_dir
 from core.llm.providers import PROVIDERS
 from tests import scripted_provider as sp
 from tests.helpers import ADMIN
@@ -28,6 +30,17 @@ def scripted_router(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     gateway.save_router_config(ADMIN, SCRIPTED, "ui test")
     yield
     gateway.save_router_config(ADMIN, default_config_text(), "restore default")
+
+
+@pytest.fixture
+def local_model(ui_home: Path, local_model_home: Path) -> None:
+    """The run's one loaded local model (tests/conftest.py): the UI home's model cache becomes a
+    link to it, so the page's `get_local_model` (keyed by the resolved cache directory) finds the
+    model loaded instead of converting the GGUF and loading it again (20-30 s, more when busy)."""
+    link = cache_dir(ui_home)
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(cache_dir(local_model_home), target_is_directory=True)
 
 
 @pytest.mark.parametrize("role", roles_allowed("llm_compare"))
@@ -75,7 +88,7 @@ def test_an_image_is_offered_only_to_deployments_that_can_see(scripted_router: N
     assert "ok from m-beta-vision" in [m.value for m in at.markdown]
 
 
-def test_with_no_keys_the_local_model_is_compared_with_itself() -> None:
+def test_with_no_keys_the_local_model_is_compared_with_itself(local_model: None) -> None:
     """The issue's first 'done when': no keys at all, the bundled model at two temperatures."""
     at = open_page(signed_in_app(Role.ML_ENGINEER), "llm_compare")
     at.text_area(key="cmp_prompt").input("Name one colour.")

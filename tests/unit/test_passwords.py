@@ -1,14 +1,28 @@
 from __future__ import annotations
 
 import pytest
+from argon2 import PasswordHasher
 
 from core.auth import passwords
 from core.errors import ValidationError
 
 
+@pytest.fixture(autouse=True)
+def production_hasher(
+    fast_password_hashing: PasswordHasher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rest of the suite hashes at the lowest cost (tests/conftest.py); these tests are
+    about the real hasher."""
+    monkeypatch.setattr(passwords, "_hasher", fast_password_hashing)
+
+
 def test_hash_is_argon2id_and_verifies() -> None:
     digest = passwords.hash_password("a long enough password")
-    assert digest.startswith("$argon2id$")
+    recommended = PasswordHasher()  # the library's current recommended cost parameters
+    assert digest.startswith(
+        f"$argon2id$v=19$m={recommended.memory_cost},t={recommended.time_cost},"
+        f"p={recommended.parallelism}$"
+    )
     assert passwords.verify_password(digest, "a long enough password")
     assert not passwords.verify_password(digest, "a long enough passworD")
     assert not passwords.needs_rehash(digest)
