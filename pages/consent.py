@@ -29,8 +29,7 @@ def render() -> None:
         "Consent per data subject and purpose, derived from an append-only event history. "
         "The review queue lists what needs a person."
     )
-    if flash := st.session_state.pop(FLASH_KEY, None):
-        st.success(flash)
+    widgets.show_flash(FLASH_KEY)
     queue_tab, subject_tab, purpose_tab = st.tabs(["Review queue", "Subject", "Purposes"])
     for tab, section in (
         (queue_tab, _review_queue),
@@ -145,7 +144,7 @@ def _bulk(actor: Actor, selected: list[tuple[int, str]]) -> None:
     if st.button("Apply", type="primary", disabled=not preview.changes):
         written = consent_review.apply_bulk(actor, action, keys, preview.token, proof_ref=proof)
         st.session_state.pop(PREVIEW_KEY, None)
-        st.session_state[FLASH_KEY] = f"Recorded {written} consent event(s)."
+        widgets.flash(FLASH_KEY, f"Recorded {written} consent event(s).")
         st.rerun()
 
 
@@ -233,7 +232,7 @@ def _record_form(
                 actor, subject.id, purpose, kind, channel=channel, proof_ref=proof, note=note
             )
             st.session_state.pop(RECEIPT_KEY, None)  # a prepared receipt is now out of date
-            st.session_state[FLASH_KEY] = f"Recorded: {purpose} {kind}."
+            widgets.flash(FLASH_KEY, f"Recorded: {purpose} {kind}.")
             st.rerun()  # the tables above show the change
 
 
@@ -251,7 +250,7 @@ def _register_form(actor: Actor) -> None:
             created = subjects.register_subject(
                 actor, email=email, full_name=name, country=country, birth_date=born
             )
-            st.session_state[FLASH_KEY] = f"Registered subject #{created.id}."
+            widgets.flash(FLASH_KEY, f"Registered subject #{created.id}.")
             st.rerun()  # the tables above show the change
 
 
@@ -302,7 +301,7 @@ def _purposes(actor: Actor) -> None:
                 description=description,
                 create=not exists,
             )
-            st.session_state[FLASH_KEY] = f"Saved purpose {key}."
+            widgets.flash(FLASH_KEY, f"Saved purpose {key}.")
             st.rerun()  # the tables above show the change
 
 

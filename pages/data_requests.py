@@ -29,14 +29,7 @@ DUE_SOON_DAYS = 7
 
 
 def _flash(message: str, kind: str = "success") -> None:
-    st.session_state[FLASH_KEY] = (kind, message)
-
-
-def _show_flash() -> None:
-    flash = st.session_state.pop(FLASH_KEY, None)
-    if flash:
-        kind, message = flash
-        (st.warning if kind == "warning" else st.success)(message)
+    widgets.flash(FLASH_KEY, message, kind)
 
 
 def _day(value: datetime | None) -> str:
@@ -498,7 +491,7 @@ def render() -> None:
         "Access, erasure and the other GDPR and CCPA rights, worked to their deadlines. Every "
         "step is written to the audit log."
     )
-    _show_flash()
+    widgets.show_flash(FLASH_KEY)
     try:
         _alerts(actor)
         queue_tab, new_tab, request_tab = st.tabs(["Queue", "New request", "Request"])

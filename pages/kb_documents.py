@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from console import deps
+from console import deps, widgets
 from core.auth.roles import Permission, Role
 from core.config import get_settings
 from core.errors import DomainError
@@ -63,7 +63,7 @@ def report_frame(reports: list[IngestReport]) -> pd.DataFrame:
 
 
 def _flash(message: str) -> None:
-    st.session_state[FLASH_KEY] = message
+    widgets.flash(FLASH_KEY, message)
 
 
 def _role_label(role: Role) -> str:
@@ -368,9 +368,7 @@ def render() -> None:
         "Knowledge-base collections: who may use them, how they are searched, and the documents "
         "in them."
     )
-    flash = st.session_state.pop(FLASH_KEY, None)
-    if flash:
-        st.success(flash, icon=":material/check:")
+    widgets.show_flash(FLASH_KEY)
     try:
         collections = kb.list_collections(actor)
         if collections:

@@ -26,8 +26,7 @@ def render() -> None:
         "shows what the next enforcement would touch; enforcement also runs from the command "
         "line (`omni privacy retention enforce`) for a scheduler."
     )
-    if flash := st.session_state.pop(FLASH_KEY, None):
-        st.success(flash)
+    widgets.show_flash(FLASH_KEY)
     try:
         _policies(actor)
         _dry_run_and_enforce(actor)
@@ -80,7 +79,7 @@ def _policies(actor: Actor) -> None:
                 legal_basis=basis,
                 enabled=enabled,
             )
-            st.session_state[FLASH_KEY] = f"Saved the policy for {by_key[key].label}."
+            widgets.flash(FLASH_KEY, f"Saved the policy for {by_key[key].label}.")
             st.rerun()  # so the table above shows the change
 
 
