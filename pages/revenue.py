@@ -494,19 +494,27 @@ def _margin(actor: Actor, start: date, end: date, currency: str | None, now: dat
     top = ordered.sort_values("llm_cost", ascending=False, kind="stable").head(15)
     st.write("**Revenue and LLM cost of the 15 customers with the highest LLM cost**")
     _versus(top, "customer", c, horizontal=True)
-    table = money_frame(ordered, ["revenue", "llm_cost", "gross_margin"], c).rename(
+    st.write(f"**Per customer** ({c}; the ones we lose money on first)")
+    _margin_table(ordered, c, "customers", "rev_margin_csv", CUSTOMER_MARGIN_COLUMNS)
+    _plans(result.plans, c)
+
+
+def _margin_table(
+    frame: pd.DataFrame, c: str, name: str, key: str, columns: list[str] | None = None
+) -> None:
+    """A margin table with the loss-makers highlighted, and its CSV."""
+    table = money_frame(frame, ["revenue", "llm_cost", "gross_margin"], c).rename(
         columns=_MARGIN_NAMES
     )
-    table = table[CUSTOMER_MARGIN_COLUMNS]
-    st.write(f"**Per customer** ({c}; the ones we lose money on first)")
+    if columns is not None:
+        table = table[columns]
     st.dataframe(
         table.style.map(_flag, subset=["Losing money"]),
         hide_index=True,
         width="stretch",
         column_config=MARGIN_CONFIG,
     )
-    widgets.csv_download(table, "Download CSV", f"margin-customers-{c}.csv", key="rev_margin_csv")
-    _plans(result.plans, c)
+    widgets.csv_download(table, "Download CSV", f"margin-{name}-{c}.csv", key=key)
 
 
 _MARGIN_NAMES = {
@@ -551,16 +559,7 @@ def _versus(frame: pd.DataFrame, name: str, c: str, *, horizontal: bool) -> None
 def _plans(plans: pd.DataFrame, c: str) -> None:
     st.write(f"**Per plan** ({c})")
     _versus(plans, "plan", c, horizontal=False)
-    table = money_frame(plans, ["revenue", "llm_cost", "gross_margin"], c).rename(
-        columns=_MARGIN_NAMES
-    )
-    st.dataframe(
-        table.style.map(_flag, subset=["Losing money"]),
-        hide_index=True,
-        width="stretch",
-        column_config=MARGIN_CONFIG,
-    )
-    widgets.csv_download(table, "Download CSV", f"margin-plans-{c}.csv", key="rev_plans_csv")
+    _margin_table(plans, c, "plans", "rev_plans_csv")
 
 
 if __name__ == "__main__":
