@@ -67,6 +67,9 @@ PAGES: tuple[PageSpec, ...] = (
     ),
     PageSpec("llm_compare", "Compare LLMs", ":material/compare:", "ML", Permission.LLM_COMPARE),
     PageSpec("llm_router", "LLM router", ":material/alt_route:", "ML", Permission.LLM_ROUTER_READ),
+    PageSpec("models", "Models", ":material/model_training:", "ML", Permission.MLOPS_READ),
+    PageSpec("monitoring", "Monitoring", ":material/troubleshoot:", "ML", Permission.MLOPS_READ),
+    PageSpec("experiments", "Experiments", ":material/science:", "ML", Permission.MLOPS_READ),
     PageSpec(
         "llm_costs",
         "LLM spend & prices",

@@ -29,6 +29,15 @@ from core.llm.models import (
     LLMUsage,
     RouterConfigVersion,
 )
+from core.mlops.models import (
+    Alert,
+    AliasEvent,
+    DriftResult,
+    Experiment,
+    ExperimentObservation,
+    Inference,
+    Monitor,
+)
 from core.orgs.models import Organisation
 from core.privacy.models import (
     ConsentEvent,
@@ -42,6 +51,8 @@ from core.privacy.models import (
 from core.rag.models import Chunk, Collection, Document, QueryLog
 
 __all__ = [
+    "Alert",
+    "AliasEvent",
     "AuditEntry",
     "AuditHead",
     "AuthSession",
@@ -59,13 +70,18 @@ __all__ = [
     "DataSubject",
     "Dispute",
     "Document",
+    "DriftResult",
     "ErasureStep",
+    "Experiment",
+    "ExperimentObservation",
+    "Inference",
     "Invoice",
     "InvoiceLine",
     "InvoiceRun",
     "LLMBudget",
     "LLMPrice",
     "LLMUsage",
+    "Monitor",
     "Organisation",
     "Payment",
     "PendingItem",

@@ -50,6 +50,10 @@ class Permission(StrEnum):
     BILLING_MANAGE = "billing.manage"  # catalogue, customers, subscriptions, coupons, usage import
     BILLING_INVOICE = "billing.invoice"  # invoice runs, finalise, void, credit notes, payments
     BILLING_SYNC = "billing.sync"  # push to Stripe, pull Stripe's events
+    MLOPS_READ = "mlops.read"  # registered models, runs, monitors, drift, alerts, experiments
+    MLOPS_PROMOTE = "mlops.promote"  # set, move or remove a model alias (promote, roll back)
+    MLOPS_MONITOR = "mlops.monitor"  # configure and run drift monitors, acknowledge alerts
+    MLOPS_EXPERIMENT = "mlops.experiment"  # create, feed and stop A/B experiments
 
 
 _EVERYTHING = frozenset(Permission)
@@ -84,6 +88,10 @@ PERMISSION_MATRIX: dict[Role, frozenset[Permission]] = {
             Permission.RAG_MANAGE,
             Permission.RAG_TUNE,
             Permission.PII_SCAN,  # training data is anonymised before it reaches a model
+            Permission.MLOPS_READ,
+            Permission.MLOPS_PROMOTE,
+            Permission.MLOPS_MONITOR,
+            Permission.MLOPS_EXPERIMENT,
         }
     ),
     Role.FINANCE: frozenset(

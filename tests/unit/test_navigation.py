@@ -8,6 +8,7 @@ from console.navigation import PAGES, SECTIONS, pages_for, sections_for
 from core.auth.roles import Role
 
 PRIVACY_PAGES = {"consent", "data_requests", "retention", "pii_scanner", "dataset_anonymiser"}
+MLOPS_PAGES = {"models", "monitoring", "experiments"}
 BILLING_PAGES = {"revenue", "billing_customers", "billing_invoices", "billing_plans", "stripe_sync"}
 EXPECTED = {
     Role.ADMIN: {
@@ -24,6 +25,7 @@ EXPECTED = {
         "kb_documents",
         *PRIVACY_PAGES,
         *BILLING_PAGES,
+        *MLOPS_PAGES,
     },
     Role.COMPLIANCE_OFFICER: {
         "home",
@@ -43,6 +45,7 @@ EXPECTED = {
         "kb_documents",
         "pii_scanner",
         "dataset_anonymiser",
+        *MLOPS_PAGES,
     },
     Role.FINANCE: {"home", "organisations", "account", "llm_costs", *BILLING_PAGES},
 }

@@ -42,6 +42,10 @@ EXPECTED: dict[Permission, set[Role]] = {
     Permission.BILLING_MANAGE: {A, F},
     Permission.BILLING_INVOICE: {A, F},
     Permission.BILLING_SYNC: {A, F},
+    Permission.MLOPS_READ: {A, M},
+    Permission.MLOPS_PROMOTE: {A, M},
+    Permission.MLOPS_MONITOR: {A, M},
+    Permission.MLOPS_EXPERIMENT: {A, M},
     Permission.PII_SCAN: {A, C, M},
 }
 
