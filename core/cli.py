@@ -14,6 +14,7 @@ from core.billing.cli import billing_app
 from core.billing.stripe.cli import webhooks_app
 from core.cli_support import cli_actor, reported
 from core.config import get_settings
+from core.mlops.cli import mlops_app
 from core.privacy.cli import privacy_app
 from core.rag.cli import rag_app
 
@@ -34,6 +35,7 @@ for sub, name in (
     (rag_app, "rag"),
     (privacy_app, "privacy"),
     (billing_app, "billing"),
+    (mlops_app, "mlops"),
     (webhooks_app, "webhooks"),
 ):
     app.add_typer(sub, name=name)

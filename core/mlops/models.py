@@ -73,7 +73,8 @@ class Monitor(Base):
     tests_json: Mapped[str] = mapped_column(Text, default="{}")  # feature -> test name
     drift_share: Mapped[float] = mapped_column(Float, default=0.5)
     task: Mapped[str] = mapped_column(String(16), default="regression")  # or classification
-    # alert when the window's error metric exceeds this (regression: MAE; classification: 1 - F1)
+    # the worst acceptable value of the primary metric: regression MAE above it, classification
+    # macro F1 below it, raises a performance alert
     performance_threshold: Mapped[float | None] = mapped_column(Float)
     webhook_url: Mapped[str] = mapped_column(String(500), default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)

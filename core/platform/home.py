@@ -46,6 +46,7 @@ CARD_MODULES = [
     "core.rag.home_cards",
     "core.privacy.home_cards",
     "core.billing.home_cards",
+    "core.mlops.home_cards",
 ]
 
 

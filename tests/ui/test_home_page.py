@@ -15,10 +15,11 @@ CARDS = {
         KB,
         "Privacy",
         "Billing",
+        "Models",
     ],
     Role.COMPLIANCE_OFFICER: ["Audit, last 24 hours", "Customers", KB, "Privacy"],
     Role.FINANCE: ["Customers", "LLM traffic, last 24 hours", "Billing"],
-    Role.ML_ENGINEER: ["LLM traffic, last 24 hours", KB],
+    Role.ML_ENGINEER: ["LLM traffic, last 24 hours", KB, "Models"],
 }
 
 

@@ -1,0 +1,258 @@
+"""Drift monitors over the inference log, on a synthetic model whose weeks are built to drift or
+not: what is stored per window, which alerts are raised (once), what bad input says, and the
+webhook delivery. The real demo model's drift is checked in test_mlops_demo.py."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from core.auth.actor import Actor
+from core.auth.roles import Role
+from core.db import unit_of_work
+from core.errors import NotFound, PermissionDenied, ValidationError
+from core.mlops import inference, monitor_views
+from core.mlops.models import Alert, DriftResult
+from core.mlops.monitor_run import run_monitor
+from core.mlops.monitors import create_monitor, list_monitors, update_monitor
+from tests.fakes.server import ServerThread
+from tests.helpers import ADMIN
+
+ML = Actor("ml", Role.ML_ENGINEER)
+FINANCE = Actor("fin", Role.FINANCE)
+MODEL = "toy-model"
+FEATURES = ["x", "c"]
+REF_START = datetime(2024, 1, 1, tzinfo=UTC)
+REF_END = datetime(2024, 2, 1, tzinfo=UTC)
+WEEK = timedelta(weeks=1)
+
+
+def _rows(start: datetime, n: int, rng: np.random.Generator, *, shift: float = 0.0) -> pd.DataFrame:
+    x = rng.normal(shift, 1.0, n)
+    return pd.DataFrame(
+        {
+            "ts": [start + timedelta(minutes=10 * i) for i in range(n)],
+            "x": x,
+            "c": rng.choice(["a", "b"], n),
+            "prediction": 10 + 2 * x,
+            "actual": 10 + 2 * x + rng.normal(0, 0.5 + 3 * shift, n),
+        }
+    )
+
+
+def _log(frame: pd.DataFrame, features: list[str] = FEATURES) -> None:
+    inference.log_predictions(ADMIN, MODEL, "1", frame, features)
+
+
+@pytest.fixture
+def toy_log(sqlite_db: str) -> None:
+    rng = np.random.default_rng(7)
+    _log(_rows(REF_START, 2000, rng))  # the reference month (about 2 weeks of 10-minute rows)
+    _log(_rows(REF_END, 600, rng))  # week 1: same distribution
+    _log(_rows(REF_END + WEEK, 600, rng, shift=1.5))  # week 2: x moved by 1.5 sd, worse errors
+    week3 = _rows(REF_END + 2 * WEEK, 600, rng)
+    week3.loc[:, "c"] = "z"  # a category never seen in the reference
+    _log(week3)
+    week4 = _rows(REF_END + 3 * WEEK, 600, rng).drop(columns=["c"])  # the feature stops coming
+    _log(week4, ["x"])
+    # week 5: nothing logged; week 6: too few rows to judge
+    _log(_rows(REF_END + 5 * WEEK, 4, rng))
+
+
+def _monitor(**kwargs: Any) -> int:
+    defaults: dict[str, Any] = dict(
+        name="toy weekly",
+        target=MODEL,
+        reference_start=REF_START,
+        reference_end=REF_END,
+        features=FEATURES,
+        drift_share=0.5,
+        performance_threshold=2.0,
+    )
+    return create_monitor(ML, **{**defaults, **kwargs}).id
+
+
+def test_weekly_windows_are_judged_and_alerts_raised_once(toy_log: None) -> None:
+    monitor_id = _monitor()
+    report = run_monitor(ML, monitor_id, until=REF_END + 7 * WEEK)
+    assert report.windows == 4
+    assert [line.split(":")[0] for line in report.skipped] == ["2024-02-29", "2024-03-07"]
+
+    frame = monitor_views.results_frame(ML, monitor_id).set_index("window_start")
+    weeks = [REF_END + k * WEEK for k in range(4)]
+    assert list(frame.index) == weeks
+    assert not frame.loc[weeks[0], "dataset_drift"]
+    assert frame.loc[weeks[0], "drifted_features"] == ""
+    assert frame.loc[weeks[1], "dataset_drift"]
+    assert frame.loc[weeks[1], "drifted_features"] == "x"
+    assert frame.loc[weeks[1], "prediction_drift"]
+    assert frame.loc[weeks[1], "mae"] > 2.0 > frame.loc[weeks[0], "mae"]
+    assert frame.loc[weeks[2], "drifted_features"] == "c"  # every value a new category
+
+    alerts = {(a.kind, a.window_start) for a in monitor_views.list_alerts(ML)}
+    assert alerts == {
+        ("data_drift", weeks[1]),
+        ("prediction_drift", weeks[1]),
+        ("performance", weeks[1]),
+        ("data_drift", weeks[2]),
+    }
+    # week 4 lacks c: reported as missing, not as drift, and x alone is judged
+    detail = monitor_views.window_detail(ML, monitor_id, weeks[3])
+    by_column = {c["column"]: c for c in detail.columns}
+    assert by_column["c"]["missing"] and "current" in by_column["c"]["note"]
+    assert not by_column["x"]["drifted"]
+    new = [c for c in monitor_views.window_detail(ML, monitor_id, weeks[2]).columns]
+    assert "new categories: z" in next(c for c in new if c["column"] == "c")["note"]
+
+    # a second run finds nothing new; a recompute keeps one alert per (kind, window)
+    assert run_monitor(ML, monitor_id, until=REF_END + 7 * WEEK).windows == 0
+    assert run_monitor(ML, monitor_id, until=REF_END + 7 * WEEK, recompute=True).windows == 4
+    with unit_of_work(read_only=True) as session:
+        assert session.query(Alert).count() == 4
+        assert session.query(DriftResult).count() == 4
+
+
+def test_charts_read_the_stored_results(toy_log: None) -> None:
+    monitor_id = _monitor()
+    run_monitor(ML, monitor_id, until=REF_END + 2 * WEEK)
+    heat = monitor_views.heatmap_frame(ML, monitor_id)
+    assert set(heat["column"]) == {"x", "c", "prediction"}
+    drifted = heat[heat["drifted"]]
+    assert set(drifted["column"]) == {"x", "prediction"}
+    assert (drifted["severity"] >= 1).all()
+    assert (heat[~heat["drifted"]]["severity"] < 1).all()
+
+    shifted = REF_END + WEEK
+    overlay = monitor_views.overlay(ML, monitor_id, shifted, "x")
+    assert overlay["reference_share"].sum() == pytest.approx(1)
+    assert overlay["current_share"].sum() == pytest.approx(1)
+    perf = monitor_views.performance_frame(ML, monitor_id)
+    assert {"mae", "rmse", "reference_mae"} <= set(perf.columns)
+    with pytest.raises(NotFound):
+        monitor_views.overlay(ML, monitor_id, shifted, "not-a-feature")
+
+
+def test_acknowledging_alerts_is_audited_and_once(toy_log: None) -> None:
+    monitor_id = _monitor()
+    run_monitor(ML, monitor_id, until=REF_END + 2 * WEEK)
+    ids = [a.id for a in monitor_views.list_alerts(ML, open_only=True)]
+    assert ids
+    assert monitor_views.acknowledge(ML, ids) == len(ids)
+    assert monitor_views.list_alerts(ML, open_only=True) == []
+    assert list_monitors(ML)[0].open_alerts == 0
+    with pytest.raises(PermissionDenied):
+        monitor_views.acknowledge(FINANCE, ids)
+
+
+def test_changed_rules_rejudge_the_windows(toy_log: None) -> None:
+    monitor_id = _monitor()
+    run_monitor(ML, monitor_id, until=REF_END + 2 * WEEK)
+    # a looser threshold for x: the shifted week no longer counts x as drifted
+    update_monitor(ML, monitor_id, thresholds={"x": 5.0})
+    assert list_monitors(ML)[0].windows_computed == 0
+    run_monitor(ML, monitor_id, until=REF_END + 2 * WEEK)
+    frame = monitor_views.results_frame(ML, monitor_id)
+    assert frame["drifted_features"].tolist() == ["", ""]
+
+
+def test_bad_configuration_and_empty_reference(toy_log: None) -> None:
+    with pytest.raises(ValidationError, match="does not watch"):
+        _monitor(thresholds={"nope": 0.2})
+    with pytest.raises(ValidationError, match="Unknown test"):
+        _monitor(tests={"x": "t-test"})
+    with pytest.raises(ValidationError, match="http"):
+        _monitor(webhook_url="ftp://example.com/hook")
+    with pytest.raises(ValidationError, match="end after"):
+        _monitor(reference_end=REF_START)
+    with pytest.raises(PermissionDenied):
+        create_monitor(
+            FINANCE,
+            name="nope",
+            target=MODEL,
+            reference_start=REF_START,
+            reference_end=REF_END,
+            features=FEATURES,
+        )
+    empty = _monitor(
+        name="empty reference",
+        reference_start=datetime(2023, 1, 1, tzinfo=UTC),
+        reference_end=datetime(2023, 2, 1, tzinfo=UTC),
+    )
+    with pytest.raises(ValidationError, match="reference window"):
+        run_monitor(ML, empty, until=REF_END + 2 * WEEK)
+
+
+def test_constant_feature_is_no_false_alarm(sqlite_db: str) -> None:
+    rng = np.random.default_rng(3)
+    frames = [_rows(REF_START, 1500, rng), _rows(REF_END, 500, rng)]
+    for frame in frames:
+        frame["flag"] = 1.0  # the same constant in both windows
+    for frame in frames:
+        _log(frame, [*FEATURES, "flag"])
+    monitor_id = _monitor(features=[*FEATURES, "flag"])
+    run_monitor(ML, monitor_id, until=REF_END + WEEK)
+    detail = monitor_views.window_detail(ML, monitor_id, REF_END)
+    flag = next(c for c in detail.columns if c["column"] == "flag")
+    assert not flag["drifted"]
+    assert not detail.dataset_drift
+
+
+def test_uploaded_predictions_are_checked_before_anything_is_written(sqlite_db: str) -> None:
+    good = _rows(REF_START, 20, np.random.default_rng(1))
+    with pytest.raises(ValidationError, match="lacks columns: c"):
+        inference.log_predictions(ML, MODEL, "1", good.drop(columns=["c"]), FEATURES)
+    naive = good.assign(ts=good["ts"].dt.tz_localize(None))
+    with pytest.raises(ValidationError, match="time zone"):
+        inference.log_predictions(ML, MODEL, "1", naive, FEATURES)
+    bad = good.astype({"prediction": object})
+    bad.loc[5, "prediction"] = "twelve"
+    with pytest.raises(ValidationError, match="row 6"):
+        inference.log_predictions(ML, MODEL, "1", bad, FEATURES)
+    with pytest.raises(ValidationError, match="could not be read"):
+        inference.read_table(b"\x00\x01not parquet", "upload.parquet")
+    with unit_of_work(read_only=True) as session:
+        assert inference.summary(session, MODEL).rows == 0
+    # actuals attach to the logged instants, all or nothing
+    inference.log_predictions(ML, MODEL, "1", good.drop(columns=["actual"]), FEATURES)
+    late = pd.DataFrame({"ts": good["ts"][:3], "actual": [1.0, 2.0, 3.0]})
+    assert inference.record_actuals(ML, MODEL, late) == 3
+    unknown = pd.DataFrame({"ts": [datetime(2030, 1, 1, tzinfo=UTC)], "actual": [1.0]})
+    with pytest.raises(ValidationError, match="No prediction"):
+        inference.record_actuals(ML, MODEL, unknown)
+
+
+def _webhook() -> tuple[Starlette, list[dict[str, Any]]]:
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: Request) -> JSONResponse:
+        received.append(json.loads(await request.body()))
+        return JSONResponse({"ok": True})
+
+    return Starlette(routes=[Route("/hook", hook, methods=["POST"])]), received
+
+
+def test_alerts_go_to_the_webhook_and_failures_are_kept(toy_log: None) -> None:
+    app, received = _webhook()
+    with ServerThread(app) as server:
+        monitor_id = _monitor(webhook_url=f"{server.url}/hook")
+        report = run_monitor(ML, monitor_id, until=REF_END + 2 * WEEK)
+    assert report.delivered == 3 and report.delivery_failures == 0
+    assert {r["kind"] for r in received} == {"data_drift", "prediction_drift", "performance"}
+    assert all(r["target"] == MODEL and r["monitor"] == "toy weekly" for r in received)
+    assert all(a.delivery.startswith("sent (HTTP 200)") for a in monitor_views.list_alerts(ML))
+
+    # the receiver is gone: the run still stores its results and says delivery failed
+    dead = _monitor(name="toy dead hook", webhook_url="http://127.0.0.1:9/hook")
+    report = run_monitor(ML, dead, until=REF_END + 2 * WEEK)
+    assert report.windows == 2 and report.delivery_failures == 3
+    failed = monitor_views.list_alerts(ML, monitor_id=dead)
+    assert failed and all(a.delivery.startswith("failed") for a in failed)
