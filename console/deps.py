@@ -173,3 +173,18 @@ def page_header(title: str, caption: str = "", **_: Any) -> None:
     st.title(title)
     if caption:
         st.caption(caption)
+
+
+def mlflow_tracking() -> Any:
+    """The configured MLflow store (`core.mlops.tracking.Tracking`), checked once per process and
+    URI: each check opens a connection, which every page run would otherwise repeat."""
+    from core.mlops.tracking import tracking_uri
+
+    return _mlflow_tracking(tracking_uri())
+
+
+@st.cache_resource(show_spinner="Connecting to MLflow...")
+def _mlflow_tracking(uri: str) -> Any:
+    from core.mlops.tracking import configure_mlflow
+
+    return configure_mlflow()

@@ -185,7 +185,7 @@ def _questions(session: Session, rng: random.Random, anchor: datetime) -> int:
 
 def _monitors(session: Session, features: list[str], mae: float, anchor: datetime) -> list[Monitor]:
     model_monitor = Monitor(
-        name="bike-demand weekly",
+        name="Bike demand, weekly",
         kind="model",
         target=bike.MODEL_NAME,
         reference_start=REFERENCE[0],

@@ -56,13 +56,13 @@ def _log(frame: pd.DataFrame, features: list[str] = FEATURES) -> None:
 @pytest.fixture
 def toy_log(sqlite_db: str) -> None:
     rng = np.random.default_rng(7)
-    _log(_rows(REF_START, 2000, rng))  # the reference month (about 2 weeks of 10-minute rows)
-    _log(_rows(REF_END, 600, rng))  # week 1: same distribution
-    _log(_rows(REF_END + WEEK, 600, rng, shift=1.5))  # week 2: x moved by 1.5 sd, worse errors
-    week3 = _rows(REF_END + 2 * WEEK, 600, rng)
+    _log(_rows(REF_START, 4000, rng))  # the reference month (4,000 ten-minute rows)
+    _log(_rows(REF_END, 1000, rng))  # week 1: same distribution
+    _log(_rows(REF_END + WEEK, 1000, rng, shift=1.5))  # week 2: x moved by 1.5 sd, worse errors
+    week3 = _rows(REF_END + 2 * WEEK, 1000, rng)
     week3.loc[:, "c"] = "z"  # a category never seen in the reference
     _log(week3)
-    week4 = _rows(REF_END + 3 * WEEK, 600, rng).drop(columns=["c"])  # the feature stops coming
+    week4 = _rows(REF_END + 3 * WEEK, 1000, rng).drop(columns=["c"])  # the feature stops coming
     _log(week4, ["x"])
     # week 5: nothing logged; week 6: too few rows to judge
     _log(_rows(REF_END + 5 * WEEK, 4, rng))
