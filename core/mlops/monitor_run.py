@@ -42,13 +42,16 @@ class RunReport:
     monitor: str
     windows: int = 0
     skipped: list[str] = field(default_factory=list)
-    alerts: list[int] = field(default_factory=list)
+    alerts: list[int] = field(default_factory=list)  # raised by this run
+    updated: int = 0  # windows added to alerts that were still open
     delivered: int = 0
     delivery_failures: int = 0
 
     @property
     def summary(self) -> str:
         text = f"{self.monitor}: {self.windows} windows checked, {len(self.alerts)} new alerts"
+        if self.updated:
+            text += f", {self.updated} windows added to open alerts"
         if self.skipped:
             text += f", {len(self.skipped)} windows skipped"
         if self.delivery_failures:
@@ -372,24 +375,62 @@ def _store(
     )
     report.windows += 1
     for kind, message, details in alerts:
-        exists = session.scalar(
-            select(Alert.id).where(
-                Alert.monitor_id == monitor.id, Alert.kind == kind, Alert.window_start == start
-            )
+        _raise(session, monitor, kind, start, message, details, report)
+
+
+def _raise(
+    session: Session,
+    monitor: Monitor,
+    kind: str,
+    start: datetime,
+    message: str,
+    details: dict[str, Any],
+    report: RunReport,
+) -> None:
+    """One open alert per (monitor, kind): a window that finds the same problem while the alert
+    is still unacknowledged is added to it (and not sent again), so a drift that lasts a season
+    is one alert with its windows listed, not one per week. Acknowledging re-arms the kind."""
+    text = f"{monitor.target}, {monitor.window} of {start:%Y-%m-%d}: {message}"
+    open_alert = session.scalar(
+        select(Alert)
+        .where(
+            Alert.monitor_id == monitor.id,
+            Alert.kind == kind,
+            Alert.acknowledged_at.is_(None),
+            Alert.window_start <= start,
         )
-        if exists is not None:  # raised by an earlier run (the rules changed since): keep it
-            continue
-        alert = Alert(
-            monitor_id=monitor.id,
-            kind=kind,
-            window_start=start,
-            message=f"{monitor.target}, {monitor.window} of {start:%Y-%m-%d}: {message}"[:1000],
-            details_json=json.dumps(details, default=str),
-            delivery="not sent" if monitor.webhook_url else "",
+        .order_by(Alert.window_start.desc())
+        .limit(1)
+    )
+    if open_alert is not None:
+        stored = json.loads(open_alert.details_json)
+        windows = stored.setdefault("windows", [open_alert.window_start.isoformat()])
+        if start.isoformat() in windows:  # judged again (the rules changed): already counted
+            return
+        windows.append(start.isoformat())
+        stored["latest"] = text
+        open_alert.details_json = json.dumps(stored, default=str)
+        first = open_alert.message.split(" [still ")[0]
+        open_alert.message = f"{first} [still so in {len(windows) - 1} later windows]"[:1000]
+        report.updated += 1
+        return
+    if session.scalar(
+        select(Alert.id).where(
+            Alert.monitor_id == monitor.id, Alert.kind == kind, Alert.window_start == start
         )
-        session.add(alert)
-        session.flush()
-        report.alerts.append(alert.id)
+    ):
+        return  # acknowledged already for this very window
+    alert = Alert(
+        monitor_id=monitor.id,
+        kind=kind,
+        window_start=start,
+        message=text[:1000],
+        details_json=json.dumps({**details, "windows": [start.isoformat()]}, default=str),
+        delivery="not sent" if monitor.webhook_url else "",
+    )
+    session.add(alert)
+    session.flush()
+    report.alerts.append(alert.id)
 
 
 def deliver(alert_id: int) -> bool:

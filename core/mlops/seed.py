@@ -96,7 +96,7 @@ def _models(tracking: Tracking) -> tuple[str, str, float]:
     if len(existing) >= 2:
         v1, v2 = str(existing[0].version), str(existing[1].version)
         run = tracking.client.get_run(existing[0].run_id)
-        return v1, v2, float(run.data.metrics.get("val_mae", run.data.metrics.get("mae", 0.0)))
+        return v1, v2, float(run.data.metrics["val_mae"])
     tags = {DEMO_TAG: "true"}
     first = bike.train_and_register(
         tracking,
@@ -112,7 +112,7 @@ def _models(tracking: Tracking) -> tuple[str, str, float]:
         description="Retrained with the first half of 2012: learns the growth in rentals.",
         tags=tags,
     )
-    return first.version, second.version, float(first.metrics["mae"])
+    return first.version, second.version, float(first.metrics["val_mae"])
 
 
 def _aliases(session: Session, tracking: Tracking, v1: str, v2: str, anchor: datetime) -> None:
@@ -194,7 +194,7 @@ def _monitors(session: Session, features: list[str], mae: float, anchor: datetim
         features_json=json.dumps(features),
         thresholds_json=json.dumps({}),
         tests_json=json.dumps({}),
-        drift_share=0.3,
+        drift_share=0.5,
         task="regression",
         performance_threshold=round(1.5 * mae, 1),
         created_by=ENGINEER,

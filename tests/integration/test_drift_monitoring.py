@@ -98,13 +98,17 @@ def test_weekly_windows_are_judged_and_alerts_raised_once(toy_log: None) -> None
     assert frame.loc[weeks[1], "mae"] > 2.0 > frame.loc[weeks[0], "mae"]
     assert frame.loc[weeks[2], "drifted_features"] == "c"  # every value a new category
 
-    alerts = {(a.kind, a.window_start) for a in monitor_views.list_alerts(ML)}
-    assert alerts == {
-        ("data_drift", weeks[1]),
-        ("prediction_drift", weeks[1]),
-        ("performance", weeks[1]),
-        ("data_drift", weeks[2]),
+    # one open alert per kind: week 3's data drift joins the one week 2 raised
+    alerts = {a.kind: a for a in monitor_views.list_alerts(ML)}
+    assert {k: a.window_start for k, a in alerts.items()} == {
+        "data_drift": weeks[1],
+        "prediction_drift": weeks[1],
+        "performance": weeks[1],
     }
+    data_drift = alerts["data_drift"]
+    assert data_drift.details["windows"] == [weeks[1].isoformat(), weeks[2].isoformat()]
+    assert data_drift.message.endswith("[still so in 1 later windows]")
+    assert "x" in data_drift.details["features"]
     # week 4 lacks c: reported as missing, not as drift, and x alone is judged
     detail = monitor_views.window_detail(ML, monitor_id, weeks[3])
     by_column = {c["column"]: c for c in detail.columns}
@@ -113,12 +117,21 @@ def test_weekly_windows_are_judged_and_alerts_raised_once(toy_log: None) -> None
     new = [c for c in monitor_views.window_detail(ML, monitor_id, weeks[2]).columns]
     assert "new categories: z" in next(c for c in new if c["column"] == "c")["note"]
 
-    # a second run finds nothing new; a recompute keeps one alert per (kind, window)
+    # a second run finds nothing new; a recompute raises nothing twice
     assert run_monitor(ML, monitor_id, until=REF_END + 7 * WEEK).windows == 0
-    assert run_monitor(ML, monitor_id, until=REF_END + 7 * WEEK, recompute=True).windows == 4
+    again = run_monitor(ML, monitor_id, until=REF_END + 7 * WEEK, recompute=True)
+    assert again.windows == 4 and again.alerts == [] and again.updated == 0
     with unit_of_work(read_only=True) as session:
-        assert session.query(Alert).count() == 4
+        assert session.query(Alert).count() == 3
         assert session.query(DriftResult).count() == 4
+
+    # once acknowledged, the next drifting window raises a new alert
+    monitor_views.acknowledge(ML, [data_drift.id])
+    late = REF_END + 6 * WEEK
+    _log(_rows(late, 1000, np.random.default_rng(9), shift=2.0))
+    report = run_monitor(ML, monitor_id, until=late + WEEK)
+    raised = {a.kind for a in monitor_views.list_alerts(ML, open_only=True) if a.window_start == late}
+    assert raised == {"data_drift"} and len(report.alerts) == 1
 
 
 def test_charts_read_the_stored_results(toy_log: None) -> None:
