@@ -33,6 +33,7 @@ SEEDER_MODULES = [
     "core.rag.seed",
     "core.privacy.seed",
     "core.billing.seed",
+    "core.mlops.seed",
 ]
 
 

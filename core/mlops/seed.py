@@ -5,8 +5,9 @@ with a year of results, knowledge-base questions whose topic shifts, and A/B exp
   for an engineer to promote it).
 - The inference log holds version 1's predictions with their actuals: 2011 (its training year,
   logged as the monitor's reference) and 2012 hour by hour, the "production" stream. 2012 differs
-  from 2011 for real: the seasons move the weather features week by week, and rentals grew by
-  about two thirds, which the model (it never sees the year) underestimates: performance drifts.
+  from 2011 for real: the seasons move the weather features week by week, the year is one the
+  model never saw, and rentals grew by about two thirds, which version 1 underestimates: its
+  error rises (performance drift). Version 2 learnt the growth from 2012's first half.
 - A weekly monitor compares each 2012 week with 2011 and raises alerts; its MAE limit is 1.5 x
   version 1's validation MAE from MLflow.
 - The knowledge base gets questions over the last ten weeks: GDPR questions first, then
