@@ -34,7 +34,7 @@ SUGGESTED_ALIASES = (CHAMPION, CHALLENGER)
 # MLflow reserves "latest" and names like "v3" (they would shadow version references)
 _ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _RESERVED = re.compile(r"^(latest|v\d+)$")
-MIN_REASON = 8
+MIN_REASON = 10
 _NAME = re.compile(r"^[\w .-]{1,200}$")  # names safe inside MLflow's quoted filter syntax
 
 

@@ -26,6 +26,7 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -41,6 +42,8 @@ ENGINEER = "demo-ml"
 DEMO_TAG = "omni.demo"
 REFERENCE = (datetime(2011, 1, 1, tzinfo=UTC), datetime(2012, 1, 1, tzinfo=UTC))
 STREAM_END = datetime(2013, 1, 1, tzinfo=UTC)
+AB_TEST = (datetime(2012, 7, 1, tzinfo=UTC), datetime(2012, 9, 1, tzinfo=UTC))
+AB_EXPERIMENT = "bike-demand-v1-v2"
 
 GDPR_TOPICS = (
     "data portability",
@@ -146,12 +149,24 @@ def _aliases(session: Session, tracking: Tracking, v1: str, v2: str, anchor: dat
     )
 
 
-def _stream(session: Session, tracking: Tracking, v1: str) -> int:
-    hours = bike.load_hours()
-    model = bike.load_version(tracking, bike.MODEL_NAME, v1)
+def _stream(session: Session, hours: pd.DataFrame, model: Any, v1: str) -> int:
     stream = bike.production_stream(model, hours)
     stream = stream[(stream["ts"] >= REFERENCE[0]) & (stream["ts"] < STREAM_END)]
     return inference.append(session, bike.MODEL_NAME, v1, stream, list(bike.FEATURES))
+
+
+def _ab_outcomes(hours: pd.DataFrame, first: Any, second: Any) -> dict[str, Any]:
+    """The v1-vs-v2 experiment, measured: for each hour of July and August 2012, whether each
+    version's forecast was within 50 rentals of the actual count."""
+    window = hours[(hours["ts"] >= AB_TEST[0]) & (hours["ts"] < AB_TEST[1])]
+    within = {
+        key: (abs(bike.predict(model, window) - window[bike.TARGET].to_numpy()) < 50)
+        for key, model in (("v1", first), ("v2", second))
+    }
+    return {
+        ts.isoformat(): (ts.to_pydatetime(), {k: float(v[i]) for k, v in within.items()})
+        for i, ts in enumerate(window["ts"])
+    }
 
 
 def _questions(session: Session, rng: random.Random, anchor: datetime) -> int:
@@ -222,13 +237,18 @@ def seed_mlops(ctx: SeedContext) -> str:
     tracking = configure_mlflow()
     v1, v2, mae = _models(tracking)
     _aliases(ctx.session, tracking, v1, v2, ctx.anchor)
-    logged = _stream(ctx.session, tracking, v1)
+    hours = bike.load_hours()
+    first = bike.load_version(tracking, bike.MODEL_NAME, v1)
+    second = bike.load_version(tracking, bike.MODEL_NAME, v2)
+    logged = _stream(ctx.session, hours, first, v1)
     asked = _questions(ctx.session, ctx.rng, ctx.anchor)
     monitors = _monitors(ctx.session, list(bike.FEATURES), mae, ctx.anchor)
     alerts = 0
     for monitor in monitors:
         alerts += len(check_windows(ctx.session, monitor, until=ctx.anchor).alerts)
-    experiments = seed_experiments(ctx.session, ctx.rng, ctx.anchor)
+    experiments = seed_experiments(
+        ctx.session, ctx.rng, ctx.anchor, real={AB_EXPERIMENT: _ab_outcomes(hours, first, second)}
+    )
     return (
         f"{bike.MODEL_NAME} v{v1} (champion) and v{v2} (challenger) in MLflow, {logged} logged "
         f"predictions, {asked} knowledge-base questions, {len(monitors)} monitors with {alerts} "
