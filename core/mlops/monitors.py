@@ -154,8 +154,9 @@ def check_rules(
     return clean_thresholds, clean_tests
 
 
-def model_features(tracking: Tracking, name: str) -> list[str]:
-    """The input columns of the model's champion (else newest) version, from its signature."""
+def signature_columns(tracking: Tracking, name: str) -> tuple[str, list[str] | None]:
+    """(version, input columns) of the model's champion (else newest) version; columns None
+    when that version was logged without a signature. NotFound for an unregistered model."""
     from core.mlops import registry
 
     versions = registry.list_versions(tracking, name)
@@ -163,13 +164,44 @@ def model_features(tracking: Tracking, name: str) -> list[str]:
         raise NotFound(f"{name} has no versions yet.")
     chosen = next((v for v in versions if "champion" in v.aliases), versions[0])
     columns = registry.model_signature_columns(tracking, name, chosen.version)
+    return chosen.version, (list(columns) if columns else None)
+
+
+def model_features(tracking: Tracking, name: str) -> list[str]:
+    """The input columns of the model's champion (else newest) version, from its signature."""
+    version, columns = signature_columns(tracking, name)
     if not columns:
         raise ValidationError(
-            f"{name} version {chosen.version} has no signature, so the monitor cannot know its "
+            f"{name} version {version} has no signature, so the monitor cannot know its "
             "features: log the model with a signature (mlflow.models.infer_signature) or list "
             "the features to watch."
         )
-    return list(columns)
+    return columns
+
+
+def _watched(tracking: Tracking | None, name: str, features: Sequence[str]) -> list[str]:
+    """The features a model monitor watches: those named (checked against the signature when
+    the model has one), else the signature's. A model outside the registry (its predictions
+    logged by other means) needs its features named."""
+    from core.mlops.tracking import configure_mlflow
+
+    named = [clean_text(f, 100) for f in features if clean_text(f, 100)]
+    tracking = tracking or configure_mlflow()
+    try:
+        version, known = signature_columns(tracking, name)
+    except NotFound:
+        if named:
+            return named
+        raise
+    if not named:
+        return model_features(tracking, name)
+    unknown = [f for f in named if known is not None and f not in known]
+    if unknown:
+        raise ValidationError(
+            f"{name} v{version} has no input {', '.join(unknown)}; its inputs are "
+            f"{', '.join(known or [])}."
+        )
+    return named
 
 
 def create_monitor(
@@ -204,15 +236,7 @@ def create_monitor(
         raise ValidationError("The drifted-feature share that raises an alert must be in (0, 1].")
     if performance_threshold is not None and performance_threshold <= 0:
         raise ValidationError("The performance threshold must be positive.")
-    if kind == "model":
-        if features:
-            watched = [clean_text(f, 100) for f in features if clean_text(f, 100)]
-        else:
-            from core.mlops.tracking import configure_mlflow
-
-            watched = model_features(tracking or configure_mlflow(), target)
-    else:
-        watched = [EMBEDDING_COLUMN]
+    watched = _watched(tracking, target, features) if kind == "model" else [EMBEDDING_COLUMN]
     clean_thresholds, clean_tests = check_rules(watched, thresholds, tests)
     webhook = check_webhook(webhook_url)
     with unit_of_work() as session:

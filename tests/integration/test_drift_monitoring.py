@@ -5,6 +5,7 @@ webhook delivery. The real demo model's drift is checked in test_mlops_demo.py."
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,12 +19,14 @@ from starlette.routing import Route
 
 from core.auth.actor import Actor
 from core.auth.roles import Role
+from core.config import reload_settings
 from core.db import unit_of_work
 from core.errors import NotFound, PermissionDenied, ValidationError
 from core.mlops import inference, monitor_views
 from core.mlops.models import Alert, DriftResult
 from core.mlops.monitor_run import run_monitor
 from core.mlops.monitors import create_monitor, list_monitors, update_monitor
+from core.mlops.tracking import Tracking, configure_mlflow
 from tests.fakes.server import ServerThread
 from tests.helpers import ADMIN
 
@@ -47,6 +50,24 @@ def _rows(start: datetime, n: int, rng: np.random.Generator, *, shift: float = 0
             "actual": 10 + 2 * x + rng.normal(0, 0.5 + 3 * shift, n),
         }
     )
+
+
+@pytest.fixture(scope="module")
+def empty_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tracking]:
+    """An MLflow store without the toy model: a monitor of a model outside the registry is
+    allowed when its features are named (created once: a new store costs seconds)."""
+    home = tmp_path_factory.mktemp("toy-mlflow")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMNI_HOME", str(home))
+        reload_settings()
+        tracking = configure_mlflow()
+    reload_settings()
+    yield tracking
+
+
+@pytest.fixture(autouse=True)
+def _registry(empty_registry: Tracking, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("core.mlops.tracking.configure_mlflow", lambda *a, **k: empty_registry)
 
 
 def _log(frame: pd.DataFrame, features: list[str] = FEATURES) -> None:
@@ -130,7 +151,9 @@ def test_weekly_windows_are_judged_and_alerts_raised_once(toy_log: None) -> None
     late = REF_END + 6 * WEEK
     _log(_rows(late, 1000, np.random.default_rng(9), shift=2.0))
     report = run_monitor(ML, monitor_id, until=late + WEEK)
-    raised = {a.kind for a in monitor_views.list_alerts(ML, open_only=True) if a.window_start == late}
+    raised = {
+        a.kind for a in monitor_views.list_alerts(ML, open_only=True) if a.window_start == late
+    }
     assert raised == {"data_drift"} and len(report.alerts) == 1
 
 
