@@ -214,7 +214,9 @@ def remove_alias(
     )
 
 
-def _move(actor: Actor, tracking: Tracking, event: AliasEvent, apply: Callable[[], None]) -> Any:
+def _move(
+    actor: Actor, tracking: Tracking, event: AliasEvent, apply: Callable[[], None]
+) -> AliasChange:
     moved = False
     try:
         with unit_of_work() as session:

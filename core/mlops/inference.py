@@ -91,7 +91,7 @@ def _jsonable(value: object) -> object:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if hasattr(value, "item"):  # numpy scalars
-        return value.item()  # type: ignore[no-any-return]
+        return value.item()
     return value
 
 

@@ -82,7 +82,7 @@ def performance(frame: pd.DataFrame, task: str) -> dict[str, float]:
             "rmse": float(math.sqrt(np.mean(errors**2))),
             "labelled": float(len(labelled)),
         }
-    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.metrics import accuracy_score, f1_score  # type: ignore[import-untyped]
 
     return {
         "accuracy": float(accuracy_score(actual, predicted)),
