@@ -14,7 +14,7 @@ from console import deps, widgets
 from core.auth.actor import Actor
 from core.auth.roles import Permission, has_permission
 from core.errors import DomainError
-from core.mlops import aliases, model_views, monitors
+from core.mlops import aliases, model_views, monitor_views
 
 FLASH_KEY = "models_flash"
 MODEL_KEY = "models_selected"
@@ -49,10 +49,7 @@ def render() -> None:
 
 
 def _open_alerts(actor: Actor) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for monitor in monitors.list_monitors(actor):
-        counts[monitor.target] = counts.get(monitor.target, 0) + monitor.open_alerts
-    return counts
+    return monitor_views.open_alerts_by_target(actor)
 
 
 def _models_table(found: list[Any], alerts: dict[str, int]) -> None:
@@ -88,6 +85,9 @@ def _model(actor: Actor, tracking: Any, model: Any, open_alerts: int) -> None:
         )
     versions = model_views.versions(actor, model.name, tracking)
     st.subheader("Versions")
+    if not versions:
+        st.info(f"{model.name} has no versions registered yet.")
+        return
     st.dataframe(
         pd.DataFrame(
             {

@@ -222,7 +222,7 @@ def _performance(monitor: Any, results: pd.DataFrame) -> None:
             figure.add_hline(
                 y=float(reference.dropna().iloc[0]),
                 line_dash="dot",
-                annotation_text=f"reference {metric}",
+                annotation_text=f"reference window {metric}",
             )
     if monitor.performance_threshold is not None:
         figure.add_hline(

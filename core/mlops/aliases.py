@@ -12,10 +12,9 @@ the alias is put back.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 
@@ -24,7 +23,7 @@ from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
 from core.db import unit_of_work, utcnow
-from core.errors import Conflict, NotFound, ValidationError
+from core.errors import ConfigurationError, Conflict, NotFound, ValidationError
 from core.mlops.models import AliasEvent
 from core.mlops.tracking import Tracking, configure_mlflow
 from core.text import clean_text
@@ -35,7 +34,6 @@ SUGGESTED_ALIASES = (CHAMPION, CHALLENGER)
 _ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _RESERVED = re.compile(r"^(latest|v\d+)$")
 MIN_REASON = 10
-_NAME = re.compile(r"^[\w .-]{1,200}$")  # names safe inside MLflow's quoted filter syntax
 
 
 @dataclass(frozen=True)
@@ -86,43 +84,18 @@ def _reason(reason: str) -> str:
 
 def current_aliases(tracking: Tracking, name: str) -> dict[str, str]:
     """alias -> version of a registered model (NotFound listing the known models)."""
-    model = _registered_model(tracking, name)
-    return {str(k): str(v) for k, v in (model.aliases or {}).items()}
+    from core.mlops import registry
 
-
-def _registered_model(tracking: Tracking, name: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return tracking.client.get_registered_model(name)
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        known = [m.name for m in tracking.client.search_registered_models(max_results=10)]
-        raise NotFound(
-            f"No registered model {name[:200]!r}. Known models: {', '.join(known) or 'none'}."
-        ) from None
+    return registry._alias_map(registry._registered_model(tracking, name))
 
 
 def _check_version(tracking: Tracking, name: str, version: str) -> str:
-    from mlflow.exceptions import MlflowException
+    from core.mlops import registry
 
     value = str(version).strip()
     if not value.isdigit():
         raise ValidationError(f"Version {value[:32]!r} is not a version number.")
-    try:
-        tracking.client.get_model_version(name, value)
-    except MlflowException as exc:
-        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise
-        found = (
-            tracking.client.search_model_versions(f"name = '{name}'") if _NAME.match(name) else []
-        )
-        versions = sorted((str(v.version) for v in found), key=int)
-        raise NotFound(
-            f"{name} has no version {value}. Versions: {', '.join(versions) or 'none'}."
-        ) from None
-    return value
+    return registry.resolve_version(tracking, name, value)
 
 
 def set_alias(
@@ -134,7 +107,8 @@ def set_alias(
     *,
     tracking: Tracking | None = None,
 ) -> AliasChange:
-    """Point `alias` of model `name` at `version` (promote, or roll back to an older version)."""
+    """Point `alias` of model `name` at `version`: a promotion (of any version, older ones
+    included); `roll_back` walks back along the alias's history instead."""
     require(actor, Permission.MLOPS_PROMOTE, action="mlops.alias.set", target=f"{name}@{alias}")
     alias = check_alias(alias)
     reason = _reason(reason)
@@ -143,7 +117,19 @@ def set_alias(
     version = _check_version(tracking, name, version)
     if previous == version:
         raise Conflict(f"{name}@{alias} already points at version {version}.")
-    action = "rollback" if previous is not None and int(version) < int(previous) else "promote"
+    return _record_move(actor, tracking, name, alias, version, previous, "promote", reason)
+
+
+def _record_move(
+    actor: Actor,
+    tracking: Tracking,
+    name: str,
+    alias: str,
+    version: str,
+    previous: str | None,
+    action: str,
+    reason: str,
+) -> AliasChange:
     return _move(
         actor,
         tracking,
@@ -164,27 +150,45 @@ def set_alias(
 def roll_back(
     actor: Actor, name: str, alias: str, reason: str, *, tracking: Tracking | None = None
 ) -> AliasChange:
-    """Point `alias` back at the version it held before its current one (from the history)."""
+    """Point `alias` back at the version it held before its current one. The history is read as
+    a stack: a promotion pushes a version, a rollback pops one, a removal clears it, so repeated
+    rollbacks walk back v3 -> v2 -> v1 instead of flipping between two versions."""
     require(actor, Permission.MLOPS_PROMOTE, action="mlops.alias.rollback", target=name)
     alias = check_alias(alias)
+    reason = _reason(reason)
     tracking = tracking or configure_mlflow()
     current = current_aliases(tracking, name).get(alias)
     with unit_of_work(read_only=True) as session:
         rows = session.scalars(
             select(AliasEvent)
             .where(AliasEvent.model_name == name, AliasEvent.alias == alias)
-            .order_by(AliasEvent.ts.desc(), AliasEvent.id.desc())
+            .order_by(AliasEvent.ts, AliasEvent.id)
         ).all()
-    earlier = next(
-        (r.previous_version for r in rows if r.version == current and r.previous_version), None
-    )
-    if earlier is None:
+    stack = held_versions(rows)
+    if current is None or not stack or stack[-1] != current or len(stack) < 2:
         raise Conflict(
             f"{name}@{alias} has no earlier version in its history to roll back to; "
             "choose a version and promote it instead."
         )
-    change = set_alias(actor, name, alias, earlier, reason, tracking=tracking)
-    return change
+    earlier = stack[-2]
+    _check_version(tracking, name, earlier)
+    return _record_move(actor, tracking, name, alias, earlier, current, "rollback", reason)
+
+
+def held_versions(events: Sequence[AliasEvent]) -> list[str]:
+    """The versions an alias held, oldest first, as its history leaves them (see roll_back)."""
+    stack: list[str] = []
+    for event in events:
+        if event.action == "remove" or event.version is None:
+            stack.clear()
+        elif event.action == "rollback":
+            if stack:
+                stack.pop()
+            if not stack or stack[-1] != event.version:  # history older than the stack
+                stack.append(event.version)
+        else:
+            stack.append(event.version)
+    return stack
 
 
 def remove_alias(
@@ -217,6 +221,8 @@ def remove_alias(
 def _move(
     actor: Actor, tracking: Tracking, event: AliasEvent, apply: Callable[[], None]
 ) -> AliasChange:
+    from core.mlops.registry import _mlflow_errors
+
     moved = False
     try:
         with unit_of_work() as session:
@@ -233,7 +239,8 @@ def _move(
                 },
             )
             session.flush()
-            apply()
+            with _mlflow_errors(f"move {event.model_name}@{event.alias}"):
+                apply()
             moved = True
             change = _change(event)
     except BaseException:
@@ -244,12 +251,22 @@ def _move(
 
 
 def _restore(tracking: Tracking, event: AliasEvent) -> None:
-    if event.previous_version is None:
-        tracking.client.delete_registered_model_alias(event.model_name, event.alias)
-    else:
-        tracking.client.set_registered_model_alias(
-            event.model_name, event.alias, event.previous_version
-        )
+    """Put the alias back after a failed commit. Should MLflow refuse that too, say so: the
+    alias then points where no history row says it does, and someone must set it by hand."""
+    try:
+        if event.previous_version is None:
+            tracking.client.delete_registered_model_alias(event.model_name, event.alias)
+        else:
+            tracking.client.set_registered_model_alias(
+                event.model_name, event.alias, event.previous_version
+            )
+    except Exception as exc:
+        raise ConfigurationError(
+            f"{event.model_name}@{event.alias} was moved to v{event.version} in MLflow but the "
+            f"move could not be recorded, nor undone ({str(exc)[:200]}): set it back to "
+            f"{'nothing' if event.previous_version is None else 'v' + event.previous_version} "
+            "by hand."
+        ) from exc
 
 
 def alias_history(actor: Actor, name: str, alias: str | None = None) -> list[AliasChange]:

@@ -130,3 +130,5 @@ def run(
         typer.echo(report.summary)
         for line in report.skipped[:10]:
             typer.echo(f"  skipped {line}")
+    if any(r.failed for r in reports):
+        raise typer.Exit(1)

@@ -40,21 +40,34 @@ class LogSummary:
     last: datetime | None
 
 
+_ZONE = r"(?:Z|[+-]\d\d(?::?\d\d)?)$"
+
+
 def _utc(values: pd.Series, what: str) -> pd.Series:
+    """Timestamps in UTC. Each must carry its time zone (offsets may differ, as they do across a
+    daylight-saving change); a naive one is refused rather than guessed."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        if getattr(values.dt, "tz", None) is None:
+            raise ValidationError(_naive(what))
+        return values.dt.tz_convert("UTC")
+    text = values.astype("string").str.strip()
+    if text.isna().any():
+        raise ValidationError(f"{what}: {int(text.isna().sum())} rows have no ts.")
+    if not text.str.contains(_ZONE, regex=True).all():
+        raise ValidationError(_naive(what))
     try:
-        stamps = pd.to_datetime(values, utc=False, format="mixed")
+        return pd.to_datetime(text, utc=True, format="mixed")
     except (ValueError, TypeError) as exc:
         raise ValidationError(
             f"{what}: the ts column holds values that are not timestamps."
         ) from exc
-    if stamps.isna().any():
-        raise ValidationError(f"{what}: {int(stamps.isna().sum())} rows have no ts.")
-    if stamps.dt.tz is None:
-        raise ValidationError(
-            f"{what}: timestamps need a time zone (e.g. 2012-03-01T08:00:00+00:00), so windows "
-            "are cut at the same instants everywhere."
-        )
-    return stamps.dt.tz_convert("UTC")
+
+
+def _naive(what: str) -> str:
+    return (
+        f"{what}: timestamps need a time zone (e.g. 2012-03-01T08:00:00+00:00), so windows "
+        "are cut at the same instants everywhere."
+    )
 
 
 def check_frame(frame: pd.DataFrame, features: Sequence[str], *, what: str) -> pd.DataFrame:
@@ -88,10 +101,14 @@ def check_frame(frame: pd.DataFrame, features: Sequence[str], *, what: str) -> p
 
 
 def _jsonable(value: object) -> object:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """A feature value as JSON: missing is null; timestamps become ISO text; infinities are
+    refused by the caller (JSON has none)."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
         return None
+    if isinstance(value, (datetime, pd.Timestamp)):
+        return value.isoformat()
     if hasattr(value, "item"):  # numpy scalars
-        return value.item()
+        return _jsonable(value.item())
     return value
 
 
@@ -100,6 +117,13 @@ def append(
 ) -> int:
     """Bulk-insert checked rows (see `check_frame`) within the caller's transaction."""
     columns = list(features)
+    numeric = frame[columns].select_dtypes("number")
+    infinite = numeric.columns[~numeric.apply(lambda c: c.isna() | c.abs().lt(math.inf)).all()]
+    if len(infinite):
+        raise ValidationError(
+            f"Features {', '.join(map(str, infinite))} hold infinite values: log missing values "
+            "as empty, not as inf."
+        )
     records = frame[columns].to_dict(orient="records")
     actuals = frame["actual"].tolist() if "actual" in frame else [None] * len(frame)
     rows = [
@@ -146,6 +170,11 @@ def log_predictions(
 ) -> int:
     """Append a batch of predictions (all or nothing)."""
     require(actor, Permission.MLOPS_MONITOR, action="mlops.inference.log", target=model_name)
+    version = str(version).strip()
+    if not version.isdigit() or len(version) > 32:
+        raise ValidationError(f"Version {version[:40]!r} is not a model version number.")
+    if not model_name.strip() or len(model_name) > 200:
+        raise ValidationError("Name the model (at most 200 characters).")
     checked = check_frame(frame, features, what="The predictions file")
     with unit_of_work() as session:
         count = append(session, model_name, version, checked, features)
@@ -161,7 +190,9 @@ def log_predictions(
 
 def record_actuals(actor: Actor, model_name: str, frame: pd.DataFrame) -> int:
     """Attach observed outcomes (columns ts, actual) to the logged predictions at those instants;
-    returns how many predictions were updated. Unknown instants are refused, all or nothing."""
+    returns how many predictions were updated. All or nothing: an instant with no prediction, or
+    with several (ambiguous), or given twice, is refused. Monitor windows already checked that
+    contain these instants are dropped, so the next run judges their performance too."""
     require(actor, Permission.MLOPS_MONITOR, action="mlops.inference.actuals", target=model_name)
     missing = [c for c in ("ts", "actual") if c not in frame.columns]
     if missing:
@@ -170,22 +201,60 @@ def record_actuals(actor: Actor, model_name: str, frame: pd.DataFrame) -> int:
     values = pd.to_numeric(frame["actual"], errors="coerce")
     if values.isna().any():
         raise ValidationError(f"{int(values.isna().sum())} actuals are not numbers.")
+    repeated = stamps[stamps.duplicated()]
+    if len(repeated):
+        raise ValidationError(f"The actuals file gives {repeated.iloc[0].isoformat()} twice.")
     now = pd.Timestamp.now(tz="UTC").to_pydatetime()
     with unit_of_work() as session:
-        updated = 0
         for ts, value in zip(stamps, values, strict=True):
-            result = session.execute(
+            instant = ts.to_pydatetime()
+            ids = session.scalars(
+                select(Inference.id).where(
+                    Inference.model_name == model_name, Inference.ts == instant
+                )
+            ).all()
+            if len(ids) != 1:
+                raise ValidationError(
+                    f"{'No' if not ids else len(ids)} predictions of {model_name} at "
+                    f"{ts.isoformat()}: nothing was updated."
+                    + (" Several predictions share that instant; match them by id." if ids else "")
+                )
+            session.execute(
                 update(Inference)
-                .where(Inference.model_name == model_name, Inference.ts == ts.to_pydatetime())
+                .where(Inference.id == ids[0])
                 .values(actual=float(value), actual_at=now)
             )
-            if not result.rowcount:  # type: ignore[attr-defined]
-                raise ValidationError(
-                    f"No prediction of {model_name} at {ts.isoformat()}: nothing was updated."
-                )
-            updated += result.rowcount  # type: ignore[attr-defined]
-        record(session, actor, "mlops.inference.actuals", model_name, {"rows": updated})
-    return updated
+        stale = _drop_checked_windows(
+            session, model_name, stamps.min().to_pydatetime(), stamps.max().to_pydatetime()
+        )
+        record(
+            session,
+            actor,
+            "mlops.inference.actuals",
+            model_name,
+            {"rows": len(stamps), "windows_to_recheck": stale},
+        )
+    return len(stamps)
+
+
+def _drop_checked_windows(
+    session: Session, model_name: str, first: datetime, last: datetime
+) -> int:
+    from core.mlops.models import DriftResult, Monitor
+
+    stale = session.scalars(
+        select(DriftResult)
+        .join(Monitor, Monitor.id == DriftResult.monitor_id)
+        .where(
+            Monitor.kind == "model",
+            Monitor.target == model_name,
+            DriftResult.window_start <= last,
+            DriftResult.window_end > first,
+        )
+    ).all()
+    for row in stale:
+        session.delete(row)
+    return len(stale)
 
 
 def window(

@@ -28,12 +28,13 @@ from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
 from core.db import unit_of_work, utcnow
-from core.errors import ValidationError
+from core.errors import DomainError, ValidationError
 from core.mlops import inference
 from core.mlops.models import Alert, DriftResult, Monitor
 from core.mlops.monitors import EMBEDDING_COLUMN, PRIMARY_METRIC, WINDOWS, get_row
 
 MIN_WINDOW_ROWS = 10
+MAX_QUESTIONS = 1_000
 WEBHOOK_TIMEOUT_S = 5.0
 
 
@@ -44,11 +45,14 @@ class RunReport:
     skipped: list[str] = field(default_factory=list)
     alerts: list[int] = field(default_factory=list)  # raised by this run
     updated: int = 0  # windows added to alerts that were still open
+    failed: str = ""  # why the whole run failed (run_enabled only)
     delivered: int = 0
     delivery_failures: int = 0
 
     @property
     def summary(self) -> str:
+        if self.failed:
+            return f"{self.monitor}: failed: {self.failed}"
         text = f"{self.monitor}: {self.windows} windows checked, {len(self.alerts)} new alerts"
         if self.updated:
             text += f", {self.updated} windows added to open alerts"
@@ -89,6 +93,11 @@ def performance(frame: pd.DataFrame, task: str) -> dict[str, float]:
         "f1": float(f1_score(actual, predicted, average="macro", zero_division=0)),
         "labelled": float(len(labelled)),
     }
+
+
+def _reason(exc: Exception) -> str:
+    text = exc.message if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _missing_columns(frame: pd.DataFrame, features: list[str]) -> list[str]:
@@ -208,7 +217,9 @@ def _questions(session: Session, target: str, start: datetime, end: datetime) ->
     condition = _collection_filter(session, target)
     if condition is not None:
         query = query.where(condition)
-    return [q for q in session.scalars(query.order_by(QueryLog.ts)) if q.strip()]
+    # the test subsamples to 1,000 a side anyway: embedding more would only cost time
+    latest = query.order_by(QueryLog.ts.desc()).limit(MAX_QUESTIONS)
+    return [q for q in session.scalars(latest) if q.strip()]
 
 
 def _embed(texts: list[str]) -> np.ndarray:
@@ -227,9 +238,11 @@ def run_monitor(
     """Check every complete window not checked yet (all of them with `recompute`)."""
     require(actor, Permission.MLOPS_MONITOR, action="mlops.monitor.run", target=str(monitor_id))
     with unit_of_work() as session:
-        monitor = get_row(session, monitor_id)
+        # one run per monitor at a time: a second one (cron and "Run now") waits here, then
+        # finds the windows done (PostgreSQL; SQLite already serialises writers)
+        monitor = get_row(session, monitor_id, lock=True)
         report = check_windows(session, monitor, until=until, recompute=recompute)
-        deliveries = list(report.alerts) if monitor.webhook_url else []
+        deliveries = undelivered(session, monitor)
         record(
             session,
             actor,
@@ -270,6 +283,8 @@ def check_windows(
     last = _last_data(session, monitor)
     until = min(until, last + size) if last is not None else monitor.reference_end
     pending = [w for w in windows(monitor.reference_end, size, until) if w[0] not in done]
+    if not pending:
+        return report
     if monitor.kind == "model":
         _run_model(session, monitor, pending, report)
     else:
@@ -310,7 +325,13 @@ def _run_model(
         if len(current) < MIN_WINDOW_ROWS:
             report.skipped.append(f"{start:%Y-%m-%d}: {len(current)} predictions")
             continue
-        fields, alerts = _model_window(monitor, reference, current)
+        try:
+            fields, alerts = _model_window(monitor, reference, current)
+        except (ValidationError, ValueError, TypeError) as exc:
+            # one bad window (a non-numeric value, a misconfigured test) must not block the
+            # others; it is reported, and tried again on the next run
+            report.skipped.append(f"{start:%Y-%m-%d}: {_reason(exc)}")
+            continue
         _store(session, monitor, start, end, len(current), len(reference), fields, alerts, report)
 
 
@@ -387,50 +408,64 @@ def _raise(
     details: dict[str, Any],
     report: RunReport,
 ) -> None:
-    """One open alert per (monitor, kind): a window that finds the same problem while the alert
-    is still unacknowledged is added to it (and not sent again), so a drift that lasts a season
-    is one alert with its windows listed, not one per week. Acknowledging re-arms the kind."""
+    """One alert per episode: a window that finds the same problem as the window just before
+    it joins that window's alert while it is unacknowledged (and is not sent again), so a drift
+    that lasts a season is one alert with its windows listed, not one per week. A gap, or an
+    acknowledgement, starts a new alert. A window already listed in any alert of this kind (a
+    re-check after the rules changed) raises nothing again."""
     text = f"{monitor.target}, {monitor.window} of {start:%Y-%m-%d}: {message}"
-    open_alert = session.scalar(
+    stamp = start.isoformat()
+    previous = (start - WINDOWS[monitor.window]).isoformat()
+    alerts = session.scalars(
         select(Alert)
-        .where(
-            Alert.monitor_id == monitor.id,
-            Alert.kind == kind,
-            Alert.acknowledged_at.is_(None),
-            Alert.window_start <= start,
-        )
+        .where(Alert.monitor_id == monitor.id, Alert.kind == kind, Alert.window_start <= start)
         .order_by(Alert.window_start.desc())
-        .limit(1)
-    )
-    if open_alert is not None:
-        stored = json.loads(open_alert.details_json)
-        windows = stored.setdefault("windows", [open_alert.window_start.isoformat()])
-        if start.isoformat() in windows:  # judged again (the rules changed): already counted
+    ).all()
+    for alert in alerts:
+        if stamp in _windows(alert):
             return
-        windows.append(start.isoformat())
+    episode = next(
+        (a for a in alerts if a.acknowledged_at is None and previous in _windows(a)), None
+    )
+    if episode is not None:
+        stored = json.loads(episode.details_json)
+        stored["windows"] = [*_windows(episode), stamp]
         stored["latest"] = text
-        open_alert.details_json = json.dumps(stored, default=str)
-        first = open_alert.message.split(" [still ")[0]
-        open_alert.message = f"{first} [still so in {len(windows) - 1} later windows]"[:1000]
+        episode.details_json = json.dumps(stored, default=str)
+        first = episode.message.split(" [still ")[0]
+        later = len(stored["windows"]) - 1
+        episode.message = f"{first} [still so in {later} later windows]"[:1000]
         report.updated += 1
         return
-    if session.scalar(
-        select(Alert.id).where(
-            Alert.monitor_id == monitor.id, Alert.kind == kind, Alert.window_start == start
-        )
-    ):
-        return  # acknowledged already for this very window
     alert = Alert(
         monitor_id=monitor.id,
         kind=kind,
         window_start=start,
         message=text[:1000],
-        details_json=json.dumps({**details, "windows": [start.isoformat()]}, default=str),
+        details_json=json.dumps({**details, "windows": [stamp]}, default=str),
         delivery="not sent" if monitor.webhook_url else "",
     )
     session.add(alert)
     session.flush()
     report.alerts.append(alert.id)
+
+
+def _windows(alert: Alert) -> list[str]:
+    listed = json.loads(alert.details_json).get("windows")
+    return list(listed) if listed else [alert.window_start.isoformat()]
+
+
+def undelivered(session: Session, monitor: Monitor) -> list[int]:
+    """Alerts of a monitor with a webhook that were never delivered (a failed POST, or a crash
+    between the commit and the POST): every run tries them again."""
+    if not monitor.webhook_url:
+        return []
+    rows = session.execute(
+        select(Alert.id, Alert.delivery)
+        .where(Alert.monitor_id == monitor.id, Alert.acknowledged_at.is_(None))
+        .order_by(Alert.id)
+    ).all()
+    return [i for i, delivery in rows if not delivery.startswith("sent")]
 
 
 def deliver(alert_id: int) -> bool:
@@ -473,7 +508,7 @@ def deliver(alert_id: int) -> bool:
 
 def run_enabled(actor: Actor, *, until: datetime | None = None) -> list[RunReport]:
     """Run every enabled monitor (the cron entry point); one failing monitor does not stop the
-    others: its error is reported as a skipped line."""
+    others: its error is in its report's `failed` (and the command exits non-zero)."""
     require(actor, Permission.MLOPS_MONITOR, action="mlops.monitor.run_all")
     with unit_of_work(read_only=True) as session:
         monitors = session.execute(
@@ -483,6 +518,6 @@ def run_enabled(actor: Actor, *, until: datetime | None = None) -> list[RunRepor
     for monitor_id, name in monitors:
         try:
             reports.append(run_monitor(actor, monitor_id, until=until))
-        except ValidationError as exc:
-            reports.append(RunReport(name, skipped=[str(exc)]))
+        except DomainError as exc:
+            reports.append(RunReport(name, failed=exc.message))
     return reports

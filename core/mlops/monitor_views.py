@@ -282,8 +282,15 @@ def acknowledge(actor: Actor, alert_ids: list[int]) -> int:
         return len(open_ones)
 
 
+def open_alerts_by_target(actor: Actor) -> dict[str, int]:
+    """Open alerts per monitored target (model name, or collection), for the models list."""
+    require(actor, Permission.MLOPS_READ, action="mlops.alert.count")
+    with unit_of_work(read_only=True) as session:
+        return open_alert_counts(session)
+
+
 def open_alert_counts(session: Any) -> dict[str, int]:
-    """Open alerts per monitored target (for the home card and the models list)."""
+    """Open alerts per monitored target."""
     rows = session.execute(
         select(Monitor.target, func.count())
         .join(Alert, Alert.monitor_id == Monitor.id)

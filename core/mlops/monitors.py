@@ -127,6 +127,7 @@ def check_rules(
 ) -> tuple[dict[str, float], dict[str, str]]:
     """Per-feature thresholds and tests, checked against the features (and "prediction")."""
     from core.mlops.drift import TESTS
+    from core.mlops.drift.report import check_threshold
 
     allowed = {*features, "prediction"}
     clean_thresholds: dict[str, float] = {}
@@ -151,6 +152,9 @@ def check_rules(
                 f"Watched: {', '.join(sorted(allowed))}."
             )
         clean_tests[column] = _choice(str(test), TESTS, f"test for {column}")
+    for column, test in clean_tests.items():  # a named test fixes the threshold's scale
+        if column in clean_thresholds:
+            check_threshold(test, clean_thresholds[column])
     return clean_thresholds, clean_tests
 
 
@@ -284,8 +288,9 @@ def update_monitor(
     webhook_url: str | None = None,
     enabled: bool | None = None,
 ) -> MonitorView:
-    """Change a monitor's rules. Stored window results are dropped (they were judged by the old
-    rules) and recomputed on the next run; alerts already raised are kept."""
+    """Change a monitor's rules or delivery. When a rule really changed (thresholds, tests, the
+    drifted share, the performance limit), stored window results are dropped (they were judged
+    by the old rules) and recomputed on the next run; alerts already raised are kept."""
     require(actor, Permission.MLOPS_MONITOR, action="mlops.monitor.update", target=str(monitor_id))
     with unit_of_work() as session:
         row = get_row(session, monitor_id)
@@ -297,22 +302,29 @@ def update_monitor(
                 json.loads(row.thresholds_json) if thresholds is None else thresholds,
                 json.loads(row.tests_json) if tests is None else tests,
             )
-            row.thresholds_json = json.dumps(new_thresholds)
-            row.tests_json = json.dumps(new_tests)
-            changes.update(thresholds=new_thresholds, tests=new_tests)
-        if drift_share is not None:
+            if new_thresholds != json.loads(row.thresholds_json):
+                row.thresholds_json = json.dumps(new_thresholds)
+                changes["thresholds"] = new_thresholds
+            if new_tests != json.loads(row.tests_json):
+                row.tests_json = json.dumps(new_tests)
+                changes["tests"] = new_tests
+        if drift_share is not None and drift_share != row.drift_share:
             if not 0 < drift_share <= 1:
                 raise ValidationError("The drifted-feature share must be in (0, 1].")
             row.drift_share = changes["drift_share"] = drift_share
-        if performance_threshold is not _UNSET:
+        if (
+            performance_threshold is not _UNSET
+            and performance_threshold != row.performance_threshold
+        ):
             if performance_threshold is not None and performance_threshold <= 0:
                 raise ValidationError("The performance threshold must be positive.")
             row.performance_threshold = changes["performance_threshold"] = performance_threshold
-        if webhook_url is not None:
+        if webhook_url is not None and check_webhook(webhook_url) != row.webhook_url:
             row.webhook_url = check_webhook(webhook_url)
             changes["webhook"] = bool(row.webhook_url)
-        if enabled is not None:
+        if enabled is not None and enabled != row.enabled:
             row.enabled = changes["enabled"] = enabled
+        # only a change of the rules makes the stored verdicts stale
         rules_changed = bool(
             {"thresholds", "tests", "drift_share", "performance_threshold"} & set(changes)
         )
@@ -321,13 +333,15 @@ def update_monitor(
                 select(DriftResult).where(DriftResult.monitor_id == row.id)
             ):
                 session.delete(result)
+        if not changes:
+            return view(session, row)
         record(session, actor, "mlops.monitor.update", f"monitor:{row.id}", changes)
         session.flush()
         return view(session, row)
 
 
-def get_row(session: Session, monitor_id: int) -> Monitor:
-    row = session.get(Monitor, monitor_id)
+def get_row(session: Session, monitor_id: int, *, lock: bool = False) -> Monitor:
+    row = session.get(Monitor, monitor_id, with_for_update=lock)
     if row is None:
         raise NotFound(f"No monitor with id {monitor_id}.")
     return row

@@ -146,15 +146,16 @@ def test_weekly_windows_are_judged_and_alerts_raised_once(toy_log: None) -> None
         assert session.query(Alert).count() == 3
         assert session.query(DriftResult).count() == 4
 
-    # once acknowledged, the next drifting window raises a new alert
+    # a drift that comes back after quiet weeks is a new episode: new alerts, also for the kinds
+    # whose earlier alert is still open
     monitor_views.acknowledge(ML, [data_drift.id])
     late = REF_END + 6 * WEEK
     _log(_rows(late, 1000, np.random.default_rng(9), shift=2.0))
     report = run_monitor(ML, monitor_id, until=late + WEEK)
-    raised = {
-        a.kind for a in monitor_views.list_alerts(ML, open_only=True) if a.window_start == late
-    }
-    assert raised == {"data_drift"} and len(report.alerts) == 1
+    still_open = monitor_views.list_alerts(ML, open_only=True)
+    raised = {a.kind for a in still_open if a.window_start == late}
+    assert raised == {"data_drift", "prediction_drift", "performance"}
+    assert len(report.alerts) == 3
 
 
 def test_charts_read_the_stored_results(toy_log: None) -> None:
@@ -292,3 +293,84 @@ def test_alerts_go_to_the_webhook_and_failures_are_kept(toy_log: None) -> None:
     assert report.windows == 2 and report.delivery_failures == 3
     failed = monitor_views.list_alerts(ML, monitor_id=dead)
     assert failed and all(a.delivery.startswith("failed") for a in failed)
+
+
+def test_rechecking_after_acknowledgement_raises_nothing_twice(toy_log: None) -> None:
+    monitor_id = _monitor()
+    run_monitor(ML, monitor_id, until=REF_END + 4 * WEEK)
+    monitor_views.acknowledge(ML, [a.id for a in monitor_views.list_alerts(ML, open_only=True)])
+    # a delivery-only change keeps the verdicts; a rule change drops them for a re-check
+    update_monitor(ML, monitor_id, webhook_url="", enabled=True, drift_share=0.5)
+    assert list_monitors(ML)[0].windows_computed == 4
+    update_monitor(ML, monitor_id, drift_share=0.4)
+    assert list_monitors(ML)[0].windows_computed == 0
+    report = run_monitor(ML, monitor_id, until=REF_END + 4 * WEEK)
+    assert report.windows == 4 and report.alerts == [] and report.updated == 0
+    assert monitor_views.list_alerts(ML, open_only=True) == []
+
+
+def test_late_actuals_are_judged_on_the_next_run(sqlite_db: str) -> None:
+    rng = np.random.default_rng(5)
+    _log(_rows(REF_START, 2000, rng))
+    week = _rows(REF_END, 1000, rng).drop(columns=["actual"])
+    _log(week)
+    monitor_id = _monitor(performance_threshold=1.0)
+    run_monitor(ML, monitor_id, until=REF_END + WEEK)
+    assert monitor_views.results_frame(ML, monitor_id)["labelled_rows"].tolist() == [0]
+    # the outcomes arrive a day later, and they are far from the predictions
+    actuals = pd.DataFrame({"ts": week["ts"], "actual": week["prediction"] + 20})
+    assert inference.record_actuals(ML, MODEL, actuals) == 1000
+    report = run_monitor(ML, monitor_id, until=REF_END + WEEK)
+    assert report.windows == 1
+    frame = monitor_views.results_frame(ML, monitor_id)
+    assert frame["labelled_rows"].tolist() == [1000] and frame["mae"].iloc[0] == pytest.approx(20)
+    assert "performance" in {a.kind for a in monitor_views.list_alerts(ML)}
+
+
+def test_ambiguous_or_repeated_actuals_are_refused(sqlite_db: str) -> None:
+    rng = np.random.default_rng(6)
+    frame = _rows(REF_START, 3, rng)
+    _log(pd.concat([frame, frame.assign(c="b")]))  # two predictions at each instant
+    with pytest.raises(ValidationError, match="2 predictions of toy-model"):
+        inference.record_actuals(ML, MODEL, frame[["ts", "actual"]])
+    twice = pd.concat([frame[["ts", "actual"]]] * 2)
+    with pytest.raises(ValidationError, match="twice"):
+        inference.record_actuals(ML, MODEL, twice)
+
+
+def test_one_bad_window_does_not_block_the_others(sqlite_db: str) -> None:
+    rng = np.random.default_rng(8)
+    _log(_rows(REF_START, 2000, rng))
+    _log(_rows(REF_END, 500, rng))
+    broken = _rows(REF_END + WEEK, 500, rng).astype({"x": object})
+    broken.loc[3, "x"] = "n/a"  # a text value in a numeric feature
+    _log(broken)
+    _log(_rows(REF_END + 2 * WEEK, 500, rng))
+    monitor_id = _monitor()
+    report = run_monitor(ML, monitor_id, until=REF_END + 3 * WEEK)
+    assert report.windows == 2
+    assert len(report.skipped) == 1 and report.skipped[0].startswith("2024-02-08: ")
+
+
+def test_predictions_files_with_daylight_saving_offsets_or_infinities(sqlite_db: str) -> None:
+    frame = _rows(REF_START, 4, np.random.default_rng(2))
+    text = frame.assign(ts=["2024-03-30T23:00:00+01:00", "2024-03-31T03:00:00+02:00"] * 2)
+    assert inference.log_predictions(ML, MODEL, "1", text, FEATURES) == 4
+    with pytest.raises(ValidationError, match="infinite"):
+        inference.log_predictions(ML, MODEL, "1", frame.assign(x=np.inf), FEATURES)
+    with pytest.raises(ValidationError, match="version number"):
+        inference.log_predictions(ML, MODEL, "latest-and-greatest", frame, FEATURES)
+
+
+def test_failed_deliveries_are_retried_on_the_next_run(toy_log: None) -> None:
+    app, received = _webhook()
+    with ServerThread(app) as server:
+        port = server.port
+    # the receiver is down for the first run...
+    monitor_id = _monitor(webhook_url=f"http://127.0.0.1:{port}/hook")
+    first = run_monitor(ML, monitor_id, until=REF_END + 2 * WEEK)
+    assert first.delivery_failures == 3 and received == []
+    # ...and back for the next one, which has no new window but delivers what failed
+    with ServerThread(app, port=port):
+        second = run_monitor(ML, monitor_id, until=REF_END + 2 * WEEK)
+    assert second.windows == 0 and second.delivered == 3 and len(received) == 3

@@ -80,6 +80,9 @@ def test_drift_found_then_v2_promoted_with_a_reason_and_rolled_back(demo: None) 
     back = aliases.roll_back(ML, MODEL, "champion", "v2 misbehaves on the new stations")
     assert (back.action, back.version, back.previous_version) == ("rollback", "1", "2")
     assert _champion() == "1"
+    # a second rollback has nowhere to go (v1 was the first champion), rather than flipping to v2
+    with pytest.raises(Conflict, match="no earlier version"):
+        aliases.roll_back(ML, MODEL, "champion", "roll back once more, by mistake")
     # a serving process finds the champion by alias
     assert bike.load_version(configure_mlflow(), MODEL, "champion") is not None
 
@@ -89,7 +92,7 @@ def test_alias_moves_are_refused_with_reasons(demo: None) -> None:
         aliases.set_alias(FINANCE, MODEL, "champion", "2", "finance should not do this")
     with pytest.raises(NotFound, match="Versions: 1, 2"):
         aliases.set_alias(ML, MODEL, "champion", "7", "there is no seventh version")
-    with pytest.raises(NotFound, match="Known models: bike-demand"):
+    with pytest.raises(NotFound, match="Registered models: bike-demand"):
         aliases.set_alias(ML, "no-such-model", "champion", "1", "a model that does not exist")
     with pytest.raises(Conflict, match="already points at version 1"):
         aliases.set_alias(ML, MODEL, "champion", "1", "promote what is already champion")
