@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.machine_info import load_average, machine  # noqa: E402
+from bench.machine_info import append_results, load_average, machine  # noqa: E402
 
 PERIOD = "2026-10"
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -396,9 +396,7 @@ def run(args: argparse.Namespace, home: Path) -> None:
     ]
     print("\n".join(lines))
     if not args.no_record:
-        with (ROOT / "bench" / "RESULTS.md").open("a", encoding="utf-8") as fh:
-            fh.write("\n" + "\n".join(lines))
-        print("appended to bench/RESULTS.md")
+        append_results(lines)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.machine_info import load_average, machine  # noqa: E402
+from bench.machine_info import append_results, load_average, machine  # noqa: E402
 from core.mlops.drift import DriftReport, drift_report  # noqa: E402
 
 BIKE = ROOT / "data" / "bike-sharing" / "hour.csv"
@@ -278,9 +278,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if not args.no_record:
-        with (ROOT / "bench" / "RESULTS.md").open("a", encoding="utf-8") as fh:
-            fh.write("\n" + "\n".join(lines))
-        print("appended to bench/RESULTS.md")
+        append_results(lines)
 
 
 if __name__ == "__main__":

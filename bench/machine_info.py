@@ -27,3 +27,11 @@ def machine() -> str:
 def load_average() -> str:
     """The 1 / 5 / 15 minute load averages, for judging how quiet the machine was."""
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def append_results(lines: list[str]) -> None:
+    """Append a benchmark's section to bench/RESULTS.md."""
+    results = Path(__file__).resolve().parent / "RESULTS.md"
+    with results.open("a", encoding="utf-8") as fh:
+        fh.write("\n" + "\n".join(lines))
+    print("appended to bench/RESULTS.md")

@@ -125,11 +125,19 @@ def _record_move(
     tracking: Tracking,
     name: str,
     alias: str,
-    version: str,
+    version: str | None,
     previous: str | None,
     action: str,
     reason: str,
 ) -> AliasChange:
+    """Record the move and apply it in MLflow (`version` None removes the alias)."""
+
+    def apply() -> None:
+        if version is None:
+            tracking.client.delete_registered_model_alias(name, alias)
+        else:
+            tracking.client.set_registered_model_alias(name, alias, version)
+
     return _move(
         actor,
         tracking,
@@ -143,7 +151,7 @@ def _record_move(
             actor=actor.username,
             ts=utcnow(),
         ),
-        apply=lambda: tracking.client.set_registered_model_alias(name, alias, version),
+        apply=apply,
     )
 
 
@@ -201,21 +209,7 @@ def remove_alias(
     previous = current_aliases(tracking, name).get(alias)
     if previous is None:
         raise NotFound(f"{name} has no alias {alias!r}.")
-    return _move(
-        actor,
-        tracking,
-        AliasEvent(
-            model_name=name,
-            alias=alias,
-            version=None,
-            previous_version=previous,
-            action="remove",
-            reason=reason,
-            actor=actor.username,
-            ts=utcnow(),
-        ),
-        apply=lambda: tracking.client.delete_registered_model_alias(name, alias),
-    )
+    return _record_move(actor, tracking, name, alias, None, previous, "remove", reason)
 
 
 def _move(

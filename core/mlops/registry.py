@@ -27,11 +27,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 from core.errors import ConfigurationError, NotFound, ValidationError
-from core.mlops.tracking import Tracking
+from core.mlops.tracking import Tracking, local_path
 
 _SHOWN_NAMES = 10  # existing names listed in a NotFound message
 _NUMBER = re.compile(r"^[0-9]{1,9}$")
@@ -211,15 +209,6 @@ def _resolve(tracking: Tracking, model: Any, ref: str | int) -> str:
         raise _unknown_ref(client, model, text)
 
 
-def _local_path(uri: str) -> Path | None:
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        return Path(url2pathname(parsed.path))
-    if parsed.scheme == "" or (len(parsed.scheme) == 1 and uri[1:3] in (":\\", ":/")):
-        return Path(uri)
-    return None
-
-
 def model_artifact_uri(tracking: Tracking, name: str, version: str) -> str:
     """Where the files of a registered version live (its MLmodel, its model data)."""
     with _mlflow_errors(f"locate the files of {name!r} version {version}"):
@@ -232,7 +221,7 @@ def fetch_artifact(tracking: Tracking, uri: str, dst: Path) -> Path | None:
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
 
-    local = _local_path(uri)
+    local = local_path(uri)
     if local is not None:
         return local if local.is_file() else None
     try:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from core.config import Settings, get_settings
 from core.errors import ConfigurationError
@@ -165,6 +166,17 @@ def experiment_id(tracking: Tracking, name: str = EXPERIMENT) -> str:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
         return str(tracking.client.get_experiment_by_name(name).experiment_id)
+
+
+def local_path(uri: str) -> Path | None:
+    """The local directory or file an artifact URI names (file: URIs and plain paths, Windows
+    drive letters included), or None for a remote store."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(url2pathname(parsed.path))
+    if parsed.scheme == "" or (len(parsed.scheme) == 1 and uri[1:3] in (":\\", ":/")):
+        return Path(uri)
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -37,13 +37,11 @@ from contextlib import nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 from core.config import Settings, get_settings
 from core.embeddings.minilm import _physical_cores, model_dir
 from core.errors import ConfigurationError, NotFound, ValidationError
-from core.mlops.tracking import Tracking, configure_mlflow, experiment_id
+from core.mlops.tracking import Tracking, configure_mlflow, experiment_id, local_path
 from core.rag.tune_eval import EVAL_DEPTH, EVAL_TOP, RetrievalEval, evaluate_retrieval
 from core.rag.tune_pairs import (
     Pair,
@@ -457,15 +455,6 @@ def _register(tracking: Tracking, name: str, run_id: str, source: str, pairs: in
     return int(mv.version)
 
 
-def _local_dir(uri: str) -> Path | None:
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        return Path(url2pathname(parsed.path))
-    if parsed.scheme == "" or (len(parsed.scheme) == 1 and uri[1:3] in (":\\", ":/")):
-        return Path(uri)
-    return None
-
-
 def tuned_model_path(ref: str, settings: Settings | None = None) -> Path:
     """Local directory of registered model version `ref` ("name/version" or "name@alias"),
     loadable by `MiniLMEmbedder(model_path=...)`. Local artifacts are used in place; others are
@@ -492,7 +481,7 @@ def tuned_model_path(ref: str, settings: Settings | None = None) -> Path:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             raise NotFound(f"No registered model version {ref!r} in MLflow.") from exc
         raise ConfigurationError(f"MLflow could not look up {ref!r}: {exc.message}") from exc
-    local = _local_dir(uri)
+    local = local_path(uri)
     if local is not None and (local / "config.json").is_file():
         return local
     cache = settings.home / "models" / name / str(mv.version)

@@ -55,7 +55,11 @@ def test_config_show_masks_secrets(sqlite_db: str, monkeypatch: pytest.MonkeyPat
     assert "sk_test_should_not_print" not in _ok("config", "show", "--json")
 
 
-def test_db_upgrade_and_demo_seed(sqlite_db: str) -> None:
+def test_db_upgrade_and_demo_seed(sqlite_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.integration.test_demo_tenant import only_compared
+
+    # the command's wiring; what every seeder writes is test_demo_tenant.py's
+    only_compared(monkeypatch, "users", "organisations")
     assert f"revision {head_revision()}" in _ok("db", "upgrade")
     out = _ok("demo", "seed", "--if-empty")
     assert "2000 customer organisations" in out and "demo-admin" in out

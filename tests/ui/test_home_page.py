@@ -54,5 +54,12 @@ def test_home_shows_the_roles_numbers(role: Role) -> None:
             "Collections",
             "Questions",
             "Rated helpful",
+            "Open drift alerts",
+            "Active monitors",
+            "Running experiments",
+            "Last champion change",
         }
         assert "Customer organisations" not in metrics
+        assert int(metrics["Open drift alerts"]) >= 1  # the demo's 2012 drift
+        assert metrics["Active monitors"] == "2"
+        assert metrics["Last champion change"] == "bike-demand v1"
