@@ -117,7 +117,7 @@ def test_remote_artifacts_are_downloaded_once(runs: Runs, monkeypatch: pytest.Mo
     import core.rag.tune as tune_module
 
     use_home(monkeypatch, runs.home)
-    monkeypatch.setattr(tune_module, "_local_dir", lambda uri: None)
+    monkeypatch.setattr(tune_module, "local_path", lambda uri: None)
     cached = runs.home / "models" / NAME / "2"
     assert tuned_model_path(f"{NAME}/2") == cached
     assert (cached / "config.json").is_file() and (cached / "model.safetensors").is_file()
