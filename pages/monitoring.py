@@ -68,11 +68,13 @@ def _monitor(actor: Actor, monitor: Any, can_manage: bool) -> None:
         "Last window", monitor.last_window.strftime("%Y-%m-%d") if monitor.last_window else "none"
     )
     cols[3].metric(
-        "Reference",
+        "Reference from",
         f"{monitor.reference_start:%Y-%m-%d}",
-        help=f"{monitor.reference_start:%Y-%m-%d} to {monitor.reference_end:%Y-%m-%d} (exclusive)",
-        delta=f"to {monitor.reference_end:%Y-%m-%d}",
-        delta_color="off",
+        help=f"The reference window runs to {monitor.reference_end:%Y-%m-%d} (exclusive).",
+    )
+    st.caption(
+        f"Reference {monitor.reference_start:%Y-%m-%d} to {monitor.reference_end:%Y-%m-%d}; "
+        f"{monitor.window}ly windows from there on."
     )
     if not monitor.enabled:
         st.warning("This monitor is disabled: `omni mlops monitors run --all` skips it.")
@@ -285,7 +287,7 @@ def _alerts(actor: Actor, monitor: Any, can_manage: bool) -> None:
         width="stretch",
         disabled=[c for c in frame.columns if c != "Acknowledge"],
         column_config={"id": None},
-        key=f"mon_alerts_{monitor.id}",
+        key=f"mon_alerts_{monitor.id}_{len(alerts)}_{show_all}",  # fresh edits after a change
     )
     picked = [int(i) for i in edited.loc[edited["Acknowledge"], "id"]]
     if st.button(f"Acknowledge {len(picked)} selected", disabled=not picked):

@@ -52,8 +52,8 @@ EXPERIMENT = "omni-bike-demand"
 DATA_FILE = Path(__file__).resolve().parents[2] / "data" / "bike-sharing" / "hour.csv"
 DATASET_NAME = "bike-sharing-hourly"
 MODEL_DESCRIPTION = (
-    "Hourly bike rentals (UCI Bike Sharing, Washington D.C.) from calendar and weather: "
-    "HistGradientBoostingRegressor, Poisson loss (core.mlops.bike)."
+    "Hourly bike rentals (UCI Bike Sharing, Washington D.C.) from the year, calendar and "
+    "weather: HistGradientBoostingRegressor, Poisson loss (core.mlops.bike)."
 )
 
 FEATURES: tuple[str, ...] = (

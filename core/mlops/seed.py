@@ -106,7 +106,7 @@ def _models(tracking: Tracking) -> tuple[str, str, float]:
         tracking,
         train_start=date(2011, 1, 1),
         train_end=date(2011, 12, 31),
-        description="Hourly rentals from calendar and weather, trained on 2011.",
+        description="Hourly rentals from the year, calendar and weather, trained on 2011.",
         tags=tags,
     )
     second = bike.train_and_register(
