@@ -40,26 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.machine_info import append_results, load_average, machine  # noqa: E402
+from core.mlops.bike import FEATURES  # noqa: E402
 from core.mlops.drift import DriftReport, drift_report  # noqa: E402
 
 BIKE = ROOT / "data" / "bike-sharing" / "hour.csv"
-BIKE_COLUMNS = [
-    "season",
-    "yr",
-    "mnth",
-    "hr",
-    "holiday",
-    "weekday",
-    "workingday",
-    "weathersit",
-    "temp",
-    "atemp",
-    "hum",
-    "windspeed",
-    "casual",
-    "registered",
-    "cnt",
-]
+# the demo model's inputs (same order as the CSV) and the three counts
+BIKE_COLUMNS = [*FEATURES, "casual", "registered", "cnt"]
 PEER_VENV = ROOT / "bench" / ".peers" / "evidently"
 PEER_SCRIPT = ROOT / "bench" / "peers" / "evidently_drift.py"
 PEER_PACKAGES = ["evidently==0.7.23", "pandas<3", "pyarrow"]
