@@ -495,6 +495,11 @@ def _better(effect: float, higher_is_better: bool) -> bool:
     return effect > 0 if higher_is_better else effect < 0
 
 
+def p_text(p: float) -> str:
+    """A p-value for people: "p < 0.0001" rather than a rounded "p = 0"."""
+    return "p < 0.0001" if p < 1e-4 else f"p = {p:.2g}"
+
+
 def recommend(
     fixed: FixedResult | None,
     *,
@@ -518,7 +523,7 @@ def recommend(
     if sequential is not None and sequential.significant:
         effect = sequential.effect
         detail = (
-            f"the always-valid sequential test is significant (p = {sequential.p_value:.3g}, "
+            f"the always-valid sequential test is significant ({p_text(sequential.p_value)}, "
             f"effect {show(effect)}, {100 * (1 - sequential.alpha):.0f} % confidence sequence "
             f"{show(sequential.ci_low)} to {show(sequential.ci_high)})"
         )
@@ -538,11 +543,11 @@ def recommend(
             f"{more:,} more units are needed before the planned test can decide"
         )
         if sequential is not None:
-            text += f" (sequential p = {sequential.p_value:.3g}, not yet significant)"
+            text += f" (sequential {p_text(sequential.p_value)}, not yet significant)"
         return Recommendation("keep_running", text + ".", more)
     interval = (
         f"effect {show(fixed.effect)}, {100 * (1 - fixed.alpha):.0f} % CI {show(fixed.ci_low)} "
-        f"to {show(fixed.ci_high)}, p = {fixed.p_value:.3g}"
+        f"to {show(fixed.ci_high)}, {p_text(fixed.p_value)}"
     )
     if not fixed.significant:
         return Recommendation(
