@@ -27,19 +27,20 @@ from core.mlops import inference
 from core.mlops.models import Alert, DriftResult, Monitor
 from core.mlops.monitors import get_row
 
-P_VALUE_TESTS = frozenset({"ks", "chisquare", "z", "mmd"})
 MAX_SEVERITY = 5.0
 
 
 def severity(test: str, score: float | None, threshold: float | None) -> float | None:
+    """`drift.score_severity` for a stored result (None when it cannot be scored), capped for
+    the heatmap's colour scale. Embedding MMD decides on its permutation p-value."""
+    from core.mlops.drift.report import PVALUE_TESTS, score_severity
+
     if score is None or threshold is None or math.isnan(score) or threshold <= 0:
         return None
-    if test in P_VALUE_TESTS:
-        if threshold >= 1:
-            return None
-        value = math.log(max(score, 1e-300)) / math.log(threshold)
-    else:
-        value = score / threshold
+    p_value = test in PVALUE_TESTS or test == "mmd"
+    if p_value and threshold >= 1:
+        return None
+    value = score_severity(score, threshold, p_value=p_value)
     return round(min(max(value, 0.0), MAX_SEVERITY), 4)
 
 

@@ -60,6 +60,14 @@ SMALL_REFERENCE_ROWS = 1000
 NOTE_CATEGORY_LIMIT = 5
 
 
+def score_severity(score: float, threshold: float, *, p_value: bool) -> float:
+    """A test's score on one scale, 1 at its threshold: log(p) / log(alpha) for p-values (so
+    p = alpha**2 is 2), score / threshold for distances."""
+    if p_value:
+        return -math.log10(max(score, 1e-300)) / -math.log10(threshold)
+    return score / threshold
+
+
 @dataclass(frozen=True)
 class ColumnDrift:
     """One column's verdict. `score` is a p-value for ks / chisquare / z and a distance for
@@ -80,9 +88,7 @@ class ColumnDrift:
     def severity(self) -> float:
         """How far past (above 1) or short of (below 1) its threshold the score is, on one scale
         for both kinds of score, so that columns judged by different tests can be ranked."""
-        if self.test in PVALUE_TESTS:
-            return -math.log10(max(self.score, 1e-300)) / -math.log10(self.threshold)
-        return self.score / self.threshold
+        return score_severity(self.score, self.threshold, p_value=self.test in PVALUE_TESTS)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
