@@ -7,12 +7,13 @@ permission again on every call; this only keeps people from pages that would ref
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
+from core import clock
 from core.auth import service as auth
 from core.auth.actor import Actor
 from core.auth.roles import Permission, has_permission
@@ -162,6 +163,11 @@ def viewer_zone() -> ZoneInfo:
         return ZoneInfo(st.context.timezone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
+
+
+def today() -> date:
+    """Today in the viewer's time zone, from the console's clock (core/clock.py)."""
+    return clock.today(viewer_zone())
 
 
 def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
 from typing import Any
 
 import streamlit as st
+
+from core.clock import as_zone
+from core.windows import Window, latest_window
 
 
 def chart(figure: Any, height: int = 240) -> None:
@@ -74,3 +78,48 @@ def csv_download(frame: Any, label: str, file_name: str, key: str | None = None)
     st.download_button(
         label, safe.to_csv(index=False).encode("utf-8"), file_name, "text/csv", key=key
     )
+
+
+def data_window(
+    key: str,
+    default: Window,
+    latest: datetime | None,
+    *,
+    what: str,
+    period: str,
+    zone: tzinfo | None = None,
+) -> Window | None:
+    """The window a page shows: `default` (a core.windows.Window), or, when it holds no data
+    and older data exists, a notice that says so with a button offering the window of the same
+    length that ends with the newest data (`latest`: its instant). Returns the window to show,
+    or None when the page should stop after the notice (nothing to chart but zeros).
+
+    `what` names the data ("LLM traffic"), `period` the default ("the last 30 days"). The choice
+    is kept per `key`; pass a key that changes with the period so a new period starts afresh."""
+    fallback = latest_window(default, latest)
+    if fallback is None or latest is None:
+        return default
+    shown = fallback.describe(zone)
+    chosen = f"{key}__latest"
+    if st.session_state.get(chosen):
+        left, right = st.columns([4, 1], vertical_alignment="center")
+        left.info(f"No {what} in {period}: showing the latest, {shown}.", icon=":material/history:")
+        right.button(
+            "Back to " + period,
+            key=f"{key}__back",
+            on_click=lambda: st.session_state.update({chosen: False}),
+        )
+        return fallback
+    left, right = st.columns([4, 1], vertical_alignment="center")
+    left.info(
+        f"No {what} in {period}. The latest is from "
+        f"{latest.astimezone(as_zone(zone)):%Y-%m-%d %H:%M}.",
+        icon=":material/history:",
+    )
+    right.button(
+        f"Show {shown}",
+        key=f"{key}__show",
+        type="primary",
+        on_click=lambda: st.session_state.update({chosen: True}),
+    )
+    return None

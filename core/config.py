@@ -7,6 +7,7 @@ machine with no keys. Production switches each concern by setting its variable.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -84,12 +85,28 @@ class Settings(BaseSettings):
     session_idle_minutes: int = Field(default=60, ge=1)
 
     demo_seed: int = 20261126
+    # The console's clock (core/clock.py): unset, the system clock; set to an instant with its
+    # zone (2026-11-01T12:00:00Z), the clock reads that instant when the process starts and runs
+    # on from there (a demo or screenshots as of a date; the browser tests use it)
+    clock_start: datetime | None = None
 
     @field_validator("database_url")
     @classmethod
     def _url_parses(cls, value: str | None) -> str | None:
         if value:
             make_url(value)  # raises ArgumentError with a clear message on a malformed URL
+        return value
+
+    @field_validator("clock_start", mode="before")
+    @classmethod
+    def _clock_start_empty(cls, value: object) -> object:
+        return None if value == "" else value  # an empty variable means "not set"
+
+    @field_validator("clock_start")
+    @classmethod
+    def _clock_start_has_zone(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("OMNI_CLOCK_START needs a time zone, e.g. 2026-11-01T12:00:00Z")
         return value
 
     @property
@@ -117,6 +134,8 @@ class Settings(BaseSettings):
                 value = mask_url(value)
             elif isinstance(value, Path):
                 value = str(value)
+            elif isinstance(value, datetime):
+                value = value.isoformat()
             shown[name] = value
         shown["database_url"] = mask_url(self.effective_database_url)
         shown["mlflow_uri"] = mask_url(self.effective_mlflow_uri)

@@ -20,7 +20,7 @@ def _filter_form(actor_names: list[str], actions: list[str]) -> audit.AuditFilte
         chosen = c2.multiselect("Action", actions, key="audit_actions")
         outcomes = c3.multiselect("Outcome", list(audit.OUTCOMES), key="audit_outcomes")
         c4, c5, c6 = st.columns([2, 2, 1])
-        today = datetime.now(deps.viewer_zone()).date()
+        today = deps.today()
         period = c4.date_input(
             "Period", (today - timedelta(days=7), today), max_value=today, key="audit_period"
         )

@@ -6,7 +6,7 @@ usage per metric and LLM cost against revenue."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pandas as pd
@@ -24,6 +24,7 @@ from core.billing.margin import margin, margin_pct
 from core.billing.periods import add_months, label, month_of
 from core.billing.pricing import exponent
 from core.billing.subscriptions import ItemView, SubscriptionView
+from core.clock import utcnow
 from core.errors import DomainError
 
 FLASH_KEY = "billing_customers_flash"
@@ -402,7 +403,7 @@ def _change(
     c1.metric("Credit for the unused rest", money(preview.credit, cur))
     c2.metric("Charge for the new plan", money(preview.charge, cur))
     c3.metric("Net this month", money(preview.net, cur))
-    if datetime.now(UTC) - preview.at > PREVIEW_VALID:
+    if utcnow() - preview.at > PREVIEW_VALID:
         st.warning("This preview is more than 15 minutes old: preview the change again.")
         return
     if st.button("Confirm change", type="primary", key=f"cust_confirm_{sid}"):
@@ -484,7 +485,7 @@ def _invoices(actor: Actor, customer: CustomerRow) -> None:
 
 
 def _usage_and_margin(actor: Actor, customer: CustomerRow) -> None:
-    this_month, _ = month_of(datetime.now(UTC))
+    this_month, _ = month_of(utcnow())
     months = [add_months(this_month, -n) for n in range(6)]
     start = st.selectbox("Month", months, format_func=label, key="cust_month")
     end = add_months(start, 1)

@@ -6,7 +6,7 @@ the recent runs."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 import pandas as pd
@@ -25,13 +25,20 @@ from core.billing.invoice_status import (
     record_payment,
     void_invoice,
 )
-from core.billing.invoices_read import InvoiceDetail, InvoiceRow, invoice_detail, list_invoices
+from core.billing.invoices_read import (
+    InvoiceDetail,
+    InvoiceRow,
+    invoice_detail,
+    latest_invoiced_period,
+    list_invoices,
+)
 from core.billing.invoicing import RunReport, list_runs, run_invoices
 from core.billing.pdf import invoice_pdf
 from core.billing.periods import add_months, label, month_of, parse_period
 from core.billing.pricing import exponent, to_minor
 from core.billing.stripe.client import SYNC_OFF, sync_enabled
 from core.billing.usage import CSV_COLUMNS, ImportReport, import_usage_csv
+from core.clock import utcnow
 from core.errors import DomainError, ValidationError
 
 FLASH_KEY = "invoices_flash"
@@ -68,7 +75,7 @@ def render() -> None:
             _run_report(period)
         invoices_tab, runs_tab, usage_tab = st.tabs(["Invoices", "Runs", "Usage import"])
         with invoices_tab:
-            shown = _invoice_table(rows, period)
+            shown = _invoice_table(actor, rows, period)
             _detail(actor, shown, can_invoice)
         with runs_tab:
             _runs(actor)
@@ -87,9 +94,11 @@ def last_complete_month(now: datetime) -> datetime:
 
 def _period_picker(actor: Actor) -> str:
     """Months up to the last complete one (the default: the one to run next), newest first."""
-    latest = last_complete_month(datetime.now(UTC))
+    latest = last_complete_month(utcnow())
     periods = {label(add_months(latest, -n)) for n in range(PERIODS_SHOWN)}
     periods |= {r.period for r in list_runs(actor)}  # older runs stay reachable
+    if invoiced := latest_invoiced_period(actor):
+        periods.add(invoiced)
     options = sorted(periods, reverse=True)
     # A default through session state (not `index`), so the choice survives reruns.
     if st.session_state.get(PERIOD_KEY) not in options:
@@ -165,15 +174,34 @@ def _report_text(report: RunReport) -> str:
 # --- the list ---------------------------------------------------------------------------------
 
 
+def _offer_latest_period(actor: Actor, period: str) -> None:
+    """An empty month says so, and offers the newest month that has invoices."""
+    latest = latest_invoiced_period(actor)
+    if latest is None or latest == period:
+        st.info(f"No invoices for {period} yet.")
+        return
+    left, right = st.columns([4, 1], vertical_alignment="center")
+    left.info(
+        f"No invoices for {period} yet. The latest invoices are of {latest}.",
+        icon=":material/history:",
+    )
+    right.button(
+        f"Show {latest}",
+        key="inv_show_latest",
+        type="primary",
+        on_click=lambda: st.session_state.update({PERIOD_KEY: latest}),
+    )
+
+
 def major(amount: int, currency: str) -> Decimal:
     """Minor units as an exact Decimal of major units (sortable in a table, exact in a CSV)."""
     return Decimal(amount).scaleb(-exponent(currency))
 
 
-def _invoice_table(rows: list[InvoiceRow], period: str) -> list[InvoiceRow]:
+def _invoice_table(actor: Actor, rows: list[InvoiceRow], period: str) -> list[InvoiceRow]:
     st.subheader(f"Invoices of {period}")
     if not rows:
-        st.info(f"No invoices for {period} yet.")
+        _offer_latest_period(actor, period)
         return []
     counts = pd.Series([r.status for r in rows]).value_counts()
     st.caption(" · ".join(f"{n:,} {s}" for s, n in counts.items()))

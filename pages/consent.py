@@ -244,7 +244,7 @@ def _register_form(actor: Actor) -> None:
         c3, c4 = st.columns(2)
         country = c3.text_input("Country (ISO code)", max_chars=2)
         born = c4.date_input(
-            "Birth date", value=None, min_value=date(1900, 1, 1), max_value=date.today()
+            "Birth date", value=None, min_value=date(1900, 1, 1), max_value=deps.today()
         )
         if st.form_submit_button("Register"):
             created = subjects.register_subject(

@@ -16,6 +16,7 @@ from console import deps, widgets
 from console.erasure_panel import certificate_panel, erasure_panel
 from core.auth.actor import Actor
 from core.auth.roles import Permission, has_permission
+from core.clock import utcnow
 from core.errors import DomainError
 from core.privacy import deadlines, export, subjects
 from core.privacy import requests as rq
@@ -174,7 +175,7 @@ def _new_request(actor: Actor) -> None:
             format_func=lambda k: f"{deadlines.KINDS[k].label} ({deadlines.KINDS[k].legal_basis})",
             key="dsr_new_kind",
         )
-        today = datetime.now(deps.viewer_zone()).date()
+        today = deps.today()
         received = c2.date_input(
             "Received on", value=today, max_value=today, key="dsr_new_received"
         )
@@ -189,8 +190,8 @@ def _new_request(actor: Actor) -> None:
 
 def _received_at(day: date) -> datetime:
     """Today's date means now; an earlier date means that day's start in the viewer's zone."""
-    if day >= datetime.now(deps.viewer_zone()).date():
-        return datetime.now(UTC)
+    if day >= deps.today():
+        return utcnow()
     return datetime.combine(day, time.min, tzinfo=deps.viewer_zone()).astimezone(UTC)
 
 
@@ -316,7 +317,7 @@ def _rectify(actor: Actor, info: rq.RequestInfo) -> None:
             "Birth date",
             value=None,
             min_value=date(1900, 1, 1),
-            max_value=date.today(),
+            max_value=deps.today(),
             key=f"dsr_rectify_born_{info.reference}",
         )
         if st.form_submit_button("Apply corrections"):

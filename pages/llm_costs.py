@@ -1,7 +1,7 @@
 """LLM spend & prices: what model traffic costs, per team and customer; the versioned price
 table; monthly budgets that stop traffic when spent."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pandas as pd
 import plotly.express as px
@@ -10,17 +10,30 @@ import streamlit as st
 from console import deps, widgets
 from core.auth.roles import Permission
 from core.errors import DomainError
-from core.llm.analytics import traffic
+from core.llm.analytics import latest_traffic_at, traffic
 from core.llm.budgets import delete_budget, list_budgets, set_budget
 from core.llm.pricing import list_prices, set_price
 from core.money import format_usd
+from core.windows import trailing
 
 
 def _spend(actor) -> None:  # type: ignore[no-untyped-def]
-    t = traffic(actor, datetime.now(UTC) - timedelta(days=30))
-    st.metric("Spend, last 30 days", format_usd(t.cost_micros), border=True)
+    default = trailing(timedelta(days=30))
+    window = widgets.data_window(
+        "costs_window",
+        default,
+        latest_traffic_at(actor),
+        what="LLM traffic",
+        period="the last 30 days",
+        zone=deps.viewer_zone(),
+    )
+    if window is None:
+        return
+    t = traffic(actor, window.start, window.end)
+    shown = "last 30 days" if window == default else window.describe(deps.viewer_zone())
+    st.metric(f"Spend, {shown}", format_usd(t.cost_micros), border=True)
     if t.requests == 0:
-        st.info("No LLM traffic in the last 30 days.")
+        st.info(f"No LLM traffic in the {shown}.")
         return
     left, right = st.columns(2)
     with left:

@@ -1,7 +1,7 @@
 """LLM router: deployments with health and circuit state, traffic, failovers, spend against
 budgets, the usage ledger, and (for admins) the configuration."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pandas as pd
 import plotly.express as px
@@ -11,10 +11,11 @@ from console import deps, widgets
 from core.auth.roles import Permission, has_permission
 from core.errors import DomainError
 from core.llm import gateway
-from core.llm.analytics import traffic
+from core.llm.analytics import latest_traffic_at, traffic
 from core.llm.budgets import list_budgets
 from core.llm.ledger import UsageFilter, export_usage_csv, search_usage
 from core.money import format_usd
+from core.windows import Window, trailing
 
 PERIODS = {
     "Last hour": timedelta(hours=1),
@@ -53,8 +54,11 @@ def _deployments(actor) -> None:  # type: ignore[no-untyped-def]
         st.success("Circuits closed and rate windows cleared.")
 
 
-def _traffic(actor, since: datetime) -> None:  # type: ignore[no-untyped-def]
-    t = traffic(actor, since)
+def _traffic(actor, window: Window | None) -> None:  # type: ignore[no-untyped-def]
+    if window is None:
+        st.caption("No traffic in this period: see the notice above.")
+        return
+    t = traffic(actor, window.start, window.end)
     c = st.columns(5)
     c[0].metric("Requests", f"{t.requests:,}", border=True)
     c[1].metric(
@@ -102,7 +106,10 @@ def _budgets(actor) -> None:  # type: ignore[no-untyped-def]
     widgets.budget_bars(budgets)
 
 
-def _ledger(actor, since: datetime) -> None:  # type: ignore[no-untyped-def]
+def _ledger(actor, window: Window | None) -> None:  # type: ignore[no-untyped-def]
+    if window is None:
+        st.caption("No ledger rows in this period: see the notice above.")
+        return
     c1, c2, c3 = st.columns(3)
     statuses = c1.multiselect(
         "Status",
@@ -125,7 +132,12 @@ def _ledger(actor, since: datetime) -> None:  # type: ignore[no-untyped-def]
     )
     who = c3.text_input("Actor contains", max_chars=128, key="ledger_actor")
     flt = UsageFilter(
-        since=since, statuses=statuses, deployments=deployments, actor=who, limit=2_000
+        since=window.start,
+        until=window.end,
+        statuses=statuses,
+        deployments=deployments,
+        actor=who,
+        limit=2_000,
     )
     rows = search_usage(actor, flt)
     if not rows:
@@ -199,19 +211,26 @@ def render() -> None:
         st.segmented_control("Period", list(PERIODS), default="Last 24 hours", key="router_period")
         or "Last 24 hours"
     )
-    since = datetime.now(UTC) - PERIODS[period]
     try:
+        window = widgets.data_window(
+            f"router_window_{period}",
+            trailing(PERIODS[period]),
+            latest_traffic_at(actor),
+            what="LLM traffic",
+            period=period[0].lower() + period[1:],
+            zone=deps.viewer_zone(),
+        )
         deployments, traffic_tab, budgets_tab, ledger_tab, config_tab = st.tabs(
             ["Deployments", "Traffic", "Budgets", "Ledger", "Configuration"]
         )
         with deployments:
             _deployments(actor)
         with traffic_tab:
-            _traffic(actor, since)
+            _traffic(actor, window)
         with budgets_tab:
             _budgets(actor)
         with ledger_tab:
-            _ledger(actor, since)
+            _ledger(actor, window)
         with config_tab:
             _configuration(actor)
     except DomainError as exc:

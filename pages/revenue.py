@@ -20,11 +20,12 @@ from core.auth.actor import Actor
 from core.auth.roles import Permission
 from core.billing.catalog import BILLING_CURRENCIES
 from core.billing.formatting import compact_money, money
-from core.billing.margin import margin
+from core.billing.margin import latest_revenue_month, margin
 from core.billing.metrics import Kpis, cohort_matrix, cohort_retention, kpis, mrr_history
 from core.billing.periods import add_months, label, month_start
 from core.billing.pricing import exponent
 from core.billing.receivables import BUCKET_LABELS, BUCKETS, ar_ageing
+from core.clock import today, utcnow
 from core.errors import DomainError
 
 RANGE_KEY = "rev_range"
@@ -85,7 +86,7 @@ def render() -> None:
             st.info("Pick the last month of the range too.")
             return
         start, end, currency = chosen
-        now = datetime.now(UTC)
+        now = utcnow()
         # KPIs and ageing at the end of the range, or now while the range reaches today
         as_of: date | datetime = now if end >= now.date() else end
         figures = kpis(actor, as_of, currency)
@@ -115,14 +116,14 @@ def default_range(today: date) -> tuple[date, date]:
 
 
 def _filters() -> tuple[date, date, str | None] | None:
-    today = datetime.now(UTC).date()
+    today_utc = today()
     reporting = deps.settings().billing_reporting_currency
     left, right = st.columns([2, 1])
     if RANGE_KEY not in st.session_state:  # the default through session state keeps the choice
-        st.session_state[RANGE_KEY] = default_range(today)
+        st.session_state[RANGE_KEY] = default_range(today_utc)
     picked = left.date_input(
         "Months",
-        max_value=today,
+        max_value=today_utc,
         format="YYYY-MM-DD",
         key=RANGE_KEY,
         help="Whole months from the first date's month to the last date's month.",
@@ -437,10 +438,7 @@ def complete_months(start: date, end: date, now: datetime) -> list[str]:
     return months[::-1]
 
 
-def _margin_window(start: date, end: date, now: datetime) -> tuple[date, date] | None:
-    months = complete_months(start, end, now)
-    if not months:
-        return None
+def _margin_window(months: list[str]) -> tuple[date, date]:
     if st.session_state.get(MARGIN_MONTH_KEY) not in [*months, ALL_MONTHS]:
         st.session_state[MARGIN_MONTH_KEY] = months[0]
     choice = st.selectbox(
@@ -458,16 +456,36 @@ def _margin_window(start: date, end: date, now: datetime) -> tuple[date, date] |
     return lo.date(), hi.date()
 
 
+def _offer_latest_month(actor: Actor, months: list[str]) -> None:
+    """An empty month says so, and offers the newest month with revenue in the range."""
+    latest = latest_revenue_month(actor)
+    if latest is None or latest not in months or latest == st.session_state.get(MARGIN_MONTH_KEY):
+        st.info("No revenue and no LLM cost in these months.")
+        return
+    left, right = st.columns([4, 1], vertical_alignment="center")
+    left.info(
+        f"No revenue and no LLM cost in these months. The latest month with revenue is {latest}.",
+        icon=":material/history:",
+    )
+    right.button(
+        f"Show {latest}",
+        key="rev_margin_latest",
+        type="primary",
+        on_click=lambda: st.session_state.update({MARGIN_MONTH_KEY: latest}),
+    )
+
+
 def _flag(value: Any) -> str:
     return "background-color: #ffcdd2; color: #b71c1c; font-weight: 600" if bool(value) else ""
 
 
 def _margin(actor: Actor, start: date, end: date, currency: str | None, now: datetime) -> None:
     st.subheader("Margin after LLM cost")
-    window = _margin_window(start, end, now)
-    if window is None:
+    months = complete_months(start, end, now)
+    if not months:
         st.info("The range has no complete month yet.")
         return
+    window = _margin_window(months)
     result = margin(actor, *window, currency)
     c = result.currency
     last_day = window[1] - timedelta(days=1)
@@ -478,7 +496,7 @@ def _margin(actor: Actor, start: date, end: date, currency: str | None, now: dat
     )
     customers = result.customers
     if customers.empty:
-        st.info("No revenue and no LLM cost in these months.")
+        _offer_latest_month(actor, months)
         return
     losing = int(customers["losing_money"].sum())
     if losing:

@@ -5,7 +5,13 @@ The migrations run once per run and backend; each test then gets the database th
 without running them again (a few tenths of a second each, for hundreds of tests): on SQLite a
 copy of a migrated file, on PostgreSQL the run's database emptied back to its just-migrated
 state. tests/integration/test_schema.py runs the migrations themselves (up, down, up again) on
-both backends."""
+both backends.
+
+The clock (core/clock.py) is pinned for the whole run: it starts at TEST_NOW, midday of the
+demo's anchor, whatever the machine's date, and runs on from there; subprocesses (the CLI, the
+browser tests' server) get the same start through OMNI_CLOCK_START. A test about time takes
+`frozen_clock` and moves it. tests/integration/test_clock_independence.py runs the UI suite
+with the system clock a year ahead to show that nothing else reads it."""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +30,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from core import clock
 from core.config import reload_settings
 from core.db import dispose_engines
 from core.schema import upgrade
@@ -33,6 +40,8 @@ if TYPE_CHECKING:
 
 POSTGRES_URL = os.environ.get("OMNI_TEST_POSTGRES_URL")
 DEMO_ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)  # the demo tenant's "today" in the tests
+# Midday, so "today" is the anchor's date in every time zone from UTC-11 to UTC+11.
+TEST_NOW = DEMO_ANCHOR + timedelta(hours=12)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -41,6 +50,26 @@ def pytest_report_header(config: pytest.Config) -> str:
             f"PostgreSQL tests: on ({make_url(POSTGRES_URL).render_as_string(hide_password=True)})"
         )
     return "PostgreSQL tests: SKIPPED (set OMNI_TEST_POSTGRES_URL to run them; .ci/run does)"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pinned_clock() -> Iterator[clock.ShiftedClock]:
+    """The run's clock: TEST_NOW when the run starts, then running on (durations, ordering and
+    expiry behave as in life; the date is the demo's). Subprocesses start at TEST_NOW too."""
+    pinned = clock.ShiftedClock(TEST_NOW)
+    previous = clock.set_clock(pinned)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMNI_CLOCK_START", TEST_NOW.isoformat())
+        yield pinned
+    clock.set_clock(previous)
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[clock.FrozenClock]:
+    """A clock standing still at TEST_NOW for this test, to move with `set` / `advance`."""
+    frozen = clock.FrozenClock(TEST_NOW)
+    with clock.use_clock(frozen):
+        yield frozen
 
 
 @pytest.fixture(scope="session", autouse=True)

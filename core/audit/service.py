@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from core.audit.chain import canonical_summary, entry_canonical, link_hash
 from core.audit.models import AuditEntry, AuditHead
 from core.auth.actor import Actor
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import IntegrityError
 from core.text import clean_text, search_term
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.auth import passwords
 from core.auth.models import User
 from core.auth.roles import Role
-from core.db import utcnow
+from core.clock import utcnow
 from core.demo.registry import SeedContext, seeder
 
 DEMO_USERS = {

@@ -23,8 +23,9 @@ from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.models import AuthSession, User
 from core.auth.roles import Permission, Role, parse_role
+from core.clock import utcnow
 from core.config import get_settings
-from core.db import unit_of_work, utcnow
+from core.db import unit_of_work
 from core.errors import (
     AccountLocked,
     AuthenticationFailed,

@@ -21,7 +21,8 @@ from core.auth.roles import Permission
 from core.billing.invoice_status import amount_due, load_invoice
 from core.billing.models import CreditNote
 from core.billing.pricing import allocate
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import Conflict, ValidationError
 from core.text import clean_text
 

@@ -17,7 +17,7 @@ from core.billing.metrics_frames import check_currency
 from core.billing.models import Invoice
 from core.billing.periods import label
 from core.billing.receivables import ageing
-from core.db import utcnow
+from core.clock import utcnow
 from core.platform.home import Metric, home_card
 
 

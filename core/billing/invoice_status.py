@@ -20,8 +20,9 @@ from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
 from core.billing.models import Invoice, Payment
+from core.clock import utcnow
 from core.config import get_settings
-from core.db import unit_of_work, utcnow
+from core.db import unit_of_work
 from core.errors import Conflict, NotFound, ValidationError
 from core.text import clean_text
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
 from core.billing.invoice_status import STATUSES, amount_due
 from core.billing.models import CreditNote, Customer, Invoice, InvoiceLine, Payment
-from core.billing.periods import parse_period
+from core.billing.periods import label, parse_period
 from core.db import unit_of_work
 from core.errors import NotFound, ValidationError
 
@@ -78,6 +78,14 @@ def list_invoices(
     stmt = stmt.order_by(Invoice.period_start.desc(), Customer.name).limit(limit)
     with unit_of_work(read_only=True) as session:
         return [_row(inv, name) for inv, name in session.execute(stmt)]
+
+
+def latest_invoiced_period(actor: Actor) -> str | None:
+    """The newest period ("2026-10") that has invoices; None when there are none at all."""
+    require(actor, Permission.BILLING_READ, action="billing.invoice.read")
+    with unit_of_work(read_only=True) as session:
+        latest = session.scalar(select(func.max(Invoice.period_start)))
+    return label(latest) if latest is not None else None
 
 
 @dataclass(frozen=True)

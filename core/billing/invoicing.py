@@ -38,8 +38,9 @@ from core.billing.models import (
 from core.billing.periods import label, parse_period
 from core.billing.subscriptions import end_trials
 from core.billing.usage_lake import UsageTotals, period_usage
+from core.clock import utcnow
 from core.config import get_settings
-from core.db import unit_of_work, utcnow
+from core.db import unit_of_work
 from core.errors import Conflict, ValidationError, stored_error_text
 
 BATCH_SIZE = 250

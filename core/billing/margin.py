@@ -39,6 +39,7 @@ from core.billing.models import (
     Subscription,
     SubscriptionItem,
 )
+from core.billing.periods import label
 from core.db import unit_of_work
 
 NO_PLAN = "(no plan)"
@@ -210,6 +211,17 @@ def margin_frames(
     per_plan["losing_money"] = per_plan["llm_cost"] > per_plan["revenue"]
     per_plan = per_plan.sort_values(["gross_margin", "plan"], kind="stable")
     return Margin(target, start, end, per_customer, per_plan[PLAN_COLUMNS].reset_index(drop=True))
+
+
+def latest_revenue_month(actor: Actor) -> str | None:
+    """The newest month ("2026-10") with revenue (a non-void invoice); None when none has any.
+    A page whose month holds nothing offers this one instead of an empty table."""
+    require(actor, Permission.BILLING_READ, action="billing.metrics.read")
+    with unit_of_work(read_only=True) as session:
+        latest = session.scalar(
+            select(func.max(Invoice.period_start)).where(Invoice.status != "void")
+        )
+    return label(latest) if latest is not None else None
 
 
 def margin(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import pandas as pd
 from sqlalchemy.orm import Session
@@ -24,6 +24,7 @@ from core.auth.guard import require
 from core.auth.roles import Permission
 from core.billing import metrics_frames as mf
 from core.billing.receivables import ageing
+from core.clock import utcnow
 from core.db import unit_of_work
 
 HISTORY_COLUMNS = [
@@ -226,6 +227,6 @@ def cohort_retention(
 def kpis(actor: Actor, at: date | datetime | None = None, currency: str | None = None) -> Kpis:
     """The dashboard header at `at` (default now; a date means the end of that day)."""
     _read(actor)
-    when = datetime.now(UTC) if at is None else mf.as_instant(at, end_of_day=True)
+    when = utcnow() if at is None else mf.as_instant(at, end_of_day=True)
     with unit_of_work(read_only=True) as session:
         return kpis_at(session, when, currency)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from core.billing import catalog, fx
 from core.billing.models import Coupon, Customer, Price, Subscription, SubscriptionItem
 from core.billing.pricing import round_minor
+from core.clock import utcnow
 from core.config import get_settings
 from core.errors import ValidationError
 
@@ -273,7 +274,7 @@ def load_segments(
 ) -> tuple[pd.DataFrame, str]:
     """(interval frame, the currency its amounts are in) for `currency` or everything."""
     target = check_currency(currency)
-    terms = load_terms(session, target if currency else None, now=now or datetime.now(UTC))
+    terms = load_terms(session, target if currency else None, now=now or utcnow())
     return segments_frame(terms, target), target
 
 

@@ -23,6 +23,7 @@ from core.auth.roles import Permission
 from core.billing import fx
 from core.billing.metrics_frames import as_instant, check_currency
 from core.billing.models import Customer, Invoice
+from core.clock import utcnow
 from core.db import unit_of_work
 
 OWED_STATUSES = ("open", "uncollectible")
@@ -150,6 +151,6 @@ def ar_ageing(
     """Open and uncollectible invoices by amount due, in ageing buckets, per customer and in
     total, at `as_of` (default now; a date means the end of that day)."""
     require(actor, Permission.BILLING_READ, action="billing.metrics.read")
-    when = datetime.now(UTC) if as_of is None else as_instant(as_of, end_of_day=True)
+    when = utcnow() if as_of is None else as_instant(as_of, end_of_day=True)
     with unit_of_work(read_only=True) as session:
         return ageing(session, when, currency)

@@ -27,7 +27,8 @@ from core.billing.models import (
     SubscriptionItem,
 )
 from core.billing.periods import month_of
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import Conflict, NotFound, ValidationError
 from core.text import clean_text
 

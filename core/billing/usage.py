@@ -18,7 +18,8 @@ from core.auth.guard import require
 from core.auth.roles import Permission
 from core.billing.catalog import LEDGER_METRICS, METRICS
 from core.billing.models import Customer, UsageEvent
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import NotFound, ValidationError
 from core.llm.models import LLMUsage
 

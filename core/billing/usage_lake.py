@@ -35,8 +35,8 @@ from sqlalchemy.orm import Session
 
 from core.billing.catalog import METRICS
 from core.billing.models import Customer, SyncState, UsageEvent
+from core.clock import utcnow
 from core.config import get_settings
-from core.db import utcnow
 from core.errors import IntegrityError
 from core.llm.models import LLMUsage
 

@@ -11,7 +11,7 @@ import importlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,6 +21,7 @@ from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.models import User
 from core.auth.roles import Permission
+from core.clock import utcnow
 from core.config import get_settings
 from core.db import unit_of_work
 from core.orgs.models import Organisation
@@ -96,7 +97,7 @@ def seed_demo(
     require(actor, Permission.DEMO_SEED, action="demo.seed")
     _load()
     seed = get_settings().demo_seed if seed is None else seed
-    anchor = anchor or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    anchor = anchor or utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     with unit_of_work() as session:
         if not is_empty(session):
             if if_empty:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.auth.actor import Actor
 from core.auth.guard import require
@@ -44,18 +44,31 @@ class Traffic:
     spend_by_customer: pd.DataFrame
 
 
-def _frame(since: datetime) -> pd.DataFrame:
-    stmt = select(*_COLUMNS).where(LLMUsage.ts >= since).order_by(LLMUsage.id).limit(MAX_ROWS)
+def _frame(since: datetime, until: datetime | None) -> pd.DataFrame:
+    stmt = select(*_COLUMNS).where(LLMUsage.ts >= since)
+    if until is not None:
+        stmt = stmt.where(LLMUsage.ts < until)
+    stmt = stmt.order_by(LLMUsage.id).limit(MAX_ROWS)
     with get_engine().connect() as connection:
         frame = pd.read_sql(stmt, connection)
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True, format="mixed")
     return frame
 
 
-def traffic(actor: Actor, since: datetime) -> Traffic:
+def latest_traffic_at(actor: Actor) -> datetime | None:
+    """When the newest ledger row was written (None: no traffic ever), so a page whose period
+    holds none can offer the latest period that has some."""
     require(actor, Permission.LLM_SPEND_READ, action="llm.router.traffic")
     LEDGER.flush(5.0)
-    rows = _frame(since)
+    with get_engine().connect() as connection:
+        # max() keeps the column's type, so SQLite's naive text comes back as UTC too
+        return connection.scalar(select(func.max(LLMUsage.ts)))
+
+
+def traffic(actor: Actor, since: datetime, until: datetime | None = None) -> Traffic:
+    require(actor, Permission.LLM_SPEND_READ, action="llm.router.traffic")
+    LEDGER.flush(5.0)
+    rows = _frame(since, until)
     if rows.empty:
         empty = pd.DataFrame()
         return Traffic(0, 0, 0, 0, 0, empty, empty, empty, empty)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -12,7 +12,8 @@ from core.audit.service import record
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import NotFound, ValidationError
 from core.llm.ledger import LEDGER, spend_since
 from core.llm.models import LLMBudget
@@ -90,7 +91,7 @@ def set_budget(actor: Actor, scope: str, subject: str, limit_usd: str | Decimal)
         scope,
         subject,
         limit,
-        spend_for(scope, subject, month_start(datetime.now(UTC))),
+        spend_for(scope, subject, month_start(utcnow())),
         actor.username,
         utcnow(),
     )
@@ -125,7 +126,7 @@ def delete_budget(actor: Actor, scope: str, subject: str) -> None:
 
 def list_budgets(actor: Actor) -> list[BudgetView]:
     require(actor, Permission.LLM_SPEND_READ, action="llm.budgets.list")
-    start = month_start(datetime.now(UTC))
+    start = month_start(utcnow())
     with unit_of_work(read_only=True) as session:
         rows = list(session.scalars(select(LLMBudget).order_by(LLMBudget.scope, LLMBudget.subject)))
     return [

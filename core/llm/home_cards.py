@@ -9,10 +9,19 @@ from sqlalchemy.orm import Session
 
 from core.auth.actor import Actor
 from core.auth.roles import Role
-from core.db import utcnow
+from core.clock import utcnow
 from core.llm.models import LLMUsage
 from core.money import format_usd
 from core.platform.home import Metric, home_card
+
+
+def _latest_hint(session: Session) -> str:
+    """An empty day says when the latest traffic was, so a quiet tenant (or a demo seeded weeks
+    ago) does not read as broken."""
+    latest = session.scalar(select(func.max(LLMUsage.ts)))
+    if latest is None:
+        return "no LLM traffic yet"
+    return f"none in the last 24 hours; the latest on {latest:%Y-%m-%d} (LLM router page)"
 
 
 @home_card(Role.ML_ENGINEER, Role.ADMIN, Role.FINANCE, title="LLM traffic, last 24 hours")
@@ -39,7 +48,7 @@ def llm_traffic(session: Session, actor: Actor) -> list[Metric]:
     )
     failed = sum(n for status, n in rows.items() if status != "ok")
     return [
-        Metric("Requests", f"{requests:,}"),
+        Metric("Requests", f"{requests:,}", _latest_hint(session) if requests == 0 else ""),
         Metric(
             "Failed attempts",
             f"{failed:,}",

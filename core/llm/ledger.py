@@ -22,7 +22,8 @@ from sqlalchemy import func, insert, select
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.llm.models import LLMUsage
 from core.text import search_term
 

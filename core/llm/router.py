@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from core.auth.actor import Actor
+from core.clock import utcnow
 from core.llm import cache as response_cache
 from core.llm.config import TIER_RANK, DeploymentConfig, RouterConfig
 from core.llm.deployments import ProviderPool, capabilities, readiness, required_capabilities
@@ -225,7 +226,7 @@ class Router:
 
     def _check_budgets(self, name: str, ctx: CallContext) -> list[str]:
         """Budget keys to charge; raises `BudgetExceeded` (after recording it) when one is spent."""
-        now = datetime.now(UTC)
+        now = utcnow()
         start = month_start(now)
         subjects = {
             "team": ctx.team_name,

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from core.clock import epoch_seconds
+
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 EMA_ALPHA = 0.2  # weight of the newest latency in the moving average
 
@@ -66,7 +68,7 @@ def _minute(now: float) -> int:
 
 
 class InProcessState:
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = epoch_seconds) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self.reset()
@@ -194,7 +196,7 @@ class RedisState:
         self,
         url: str,
         prefix: str = "omni:router:",
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = epoch_seconds,
         client: Any = None,
     ) -> None:
         import redis

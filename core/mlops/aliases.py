@@ -22,7 +22,8 @@ from core.audit.service import record
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import ConfigurationError, Conflict, NotFound, ValidationError
 from core.mlops.models import AliasEvent
 from core.mlops.tracking import Tracking, configure_mlflow

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.clock import epoch_seconds
 from core.errors import ConfigurationError, NotFound, ValidationError
 from core.mlops.registry import fetch_artifact, model_artifact_uri, read_mlmodel, resolve_version
 from core.mlops.tracking import Tracking, experiment_id
@@ -436,7 +437,7 @@ def _log_run(
         warnings.filterwarnings("ignore", category=pd.errors.Pandas4Warning, module=r"mlflow\.")
         run_id = str(run.info.run_id)
         mlflow.log_params(dict(params))
-        now = int(time.time() * 1000)
+        now = int(epoch_seconds() * 1000)
         last_round = curve[-1][0] if curve else 0
         logged = [Metric("val_mae", value, now, step) for step, value in curve[:-1]]
         logged += [Metric(key, value, now, last_round) for key, value in metrics.items()]

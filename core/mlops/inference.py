@@ -24,6 +24,7 @@ from core.audit.service import record
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
+from core.clock import utcnow
 from core.db import unit_of_work
 from core.errors import ValidationError
 from core.mlops.models import Inference
@@ -204,7 +205,7 @@ def record_actuals(actor: Actor, model_name: str, frame: pd.DataFrame) -> int:
     repeated = stamps[stamps.duplicated()]
     if len(repeated):
         raise ValidationError(f"The actuals file gives {repeated.iloc[0].isoformat()} twice.")
-    now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+    now = utcnow()
     with unit_of_work() as session:
         for ts, value in zip(stamps, values, strict=True):
             instant = ts.to_pydatetime()

@@ -27,7 +27,8 @@ from core.audit.service import record
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import DomainError, ValidationError
 from core.mlops import inference
 from core.mlops.models import Alert, DriftResult, Monitor
@@ -267,7 +268,7 @@ def check_windows(
 ) -> RunReport:
     """Compare every complete window not compared yet, within the caller's transaction (the
     service above checks permissions; the demo seeder calls this directly)."""
-    until = (until or datetime.now(UTC)).astimezone(UTC)
+    until = (until or utcnow()).astimezone(UTC)
     report = RunReport(monitor.name)
     existing = list(
         session.scalars(select(DriftResult).where(DriftResult.monitor_id == monitor.id))

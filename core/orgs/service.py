@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.orgs.countries import countries, eu_codes
 from core.orgs.models import Organisation
 from core.text import search_term

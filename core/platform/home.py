@@ -17,7 +17,8 @@ from core.audit import service as audit
 from core.auth.actor import Actor
 from core.auth.roles import Role
 from core.auth.service import count_users
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.orgs.service import summary as org_summary
 
 

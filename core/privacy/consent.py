@@ -20,7 +20,8 @@ from core.audit.service import record
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import Conflict, ValidationError
 from core.privacy.models import ConsentEvent, ConsentPurpose, DataSubject
 from core.privacy.purposes import PurposeInfo, digital_age_for, purpose_by_key, purpose_info

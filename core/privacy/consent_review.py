@@ -26,7 +26,8 @@ from core.audit.service import record
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import Conflict, ValidationError
 from core.privacy.consent import age_on, append_event, check_free_text, latest_events
 from core.privacy.models import ConsentPurpose, DataSubject

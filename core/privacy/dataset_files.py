@@ -18,7 +18,6 @@ import io
 import math
 import os
 import re
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -33,6 +32,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from core.audit.service import neutralise_formula
+from core.clock import epoch_seconds
 from core.config import get_settings
 from core.errors import DomainError, ValidationError
 
@@ -242,7 +242,7 @@ def output_dir(chosen: Path | None = None) -> Path:
     folder = get_settings().ensure_home() / "privacy" / "anonymised"
     folder.mkdir(parents=True, exist_ok=True)
     # anonymised files are downloads, not an archive: older ones are removed
-    cutoff = time.time() - KEEP_OUTPUT_HOURS * 3600
+    cutoff = epoch_seconds() - KEEP_OUTPUT_HOURS * 3600
     for old in folder.iterdir():
         if old.is_file() and old.stat().st_mtime < cutoff:
             old.unlink(missing_ok=True)

@@ -33,8 +33,9 @@ from core.audit.service import neutralise_formula, record
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
+from core.clock import utcnow
 from core.config import get_settings
-from core.db import unit_of_work, utcnow
+from core.db import unit_of_work
 from core.errors import IntegrityError, NotFound, ValidationError
 from core.privacy import deadlines
 from core.privacy.models import DataRequest, DataSubject

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from core.auth.actor import Actor
 from core.auth.roles import Role
-from core.db import utcnow
+from core.clock import utcnow
 from core.platform.home import Metric, home_card
 from core.privacy.consent_review import queue_in
 from core.privacy.models import DataRequest, RetentionRun

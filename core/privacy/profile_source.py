@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.db import utcnow
+from core.clock import utcnow
 from core.privacy.models import DataSubject
 from core.privacy.sources import LAST, ErasureOutcome, register_source, row_dict
 from core.privacy.subjects import ERASED_NAME

@@ -10,7 +10,8 @@ from core.audit.service import record
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import Conflict, ValidationError
 from core.privacy import deadlines
 from core.privacy.requests import RequestInfo, info_for, load_request, require_open

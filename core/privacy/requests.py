@@ -31,7 +31,8 @@ from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.models import User
 from core.auth.roles import Permission, has_permission, parse_role
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import Conflict, NotFound, ValidationError
 from core.orgs.models import Organisation
 from core.privacy import deadlines

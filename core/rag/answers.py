@@ -19,7 +19,8 @@ from core.audit.service import record
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission, has_permission
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import DomainError, NotFound, PermissionDenied, ValidationError
 from core.llm import gateway
 from core.llm.types import ChatRequest, ChatResult, Message

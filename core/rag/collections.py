@@ -19,7 +19,8 @@ from core.audit.service import record, record_now
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission, Role, parse_role
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from core.rag.embedders import MINILM, validate_ref
 from core.rag.models import Chunk, Collection, Document

@@ -9,10 +9,19 @@ from sqlalchemy.orm import Session
 
 from core.auth.actor import Actor
 from core.auth.roles import Role
-from core.db import utcnow
+from core.clock import utcnow
 from core.platform.home import Metric, home_card
 from core.rag.collections import may_access
 from core.rag.models import Collection, QueryLog
+
+
+def _latest_hint(session: Session, open_ids: list[int]) -> str:
+    latest = session.scalar(
+        select(func.max(QueryLog.ts)).where(QueryLog.collection_id.in_(open_ids))
+    )
+    if latest is None:
+        return "no questions asked yet"
+    return f"none in the last 7 days; the latest on {latest:%Y-%m-%d}"
 
 
 @home_card(
@@ -31,7 +40,13 @@ def knowledge_base(session: Session, actor: Actor) -> list[Metric]:
     helpful = sum(n for _, rating, n in rows if rating == 1)
     return [
         Metric("Collections", f"{len(open_ids):,}", "open to your role"),
-        Metric("Questions", f"{asked:,}", f"{not_found:,} found nothing relevant enough"),
+        Metric(
+            "Questions",
+            f"{asked:,}",
+            f"{not_found:,} found nothing relevant enough"
+            if asked
+            else _latest_hint(session, open_ids),
+        ),
         Metric(
             "Rated helpful",
             f"{helpful / rated:.0%}" if rated else "n/a",

@@ -31,8 +31,9 @@ from core.audit.service import record
 from core.auth.actor import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
+from core.clock import utcnow
 from core.config import get_settings
-from core.db import unit_of_work, utcnow
+from core.db import unit_of_work
 from core.errors import Conflict, DomainError, NotFound, ValidationError
 from core.rag.chunking import Chunk as TextChunk
 from core.rag.chunking import chunk

@@ -25,7 +25,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import DomainError, ValidationError
 from core.privacy.models import DataSubject
 from core.privacy.sources import (

@@ -106,6 +106,7 @@ def omni_instance(tmp_path: Path) -> OmniInstance:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNI_")}
     env.update(
         {
+            "OMNI_CLOCK_START": os.environ.get("OMNI_CLOCK_START", ""),  # the run's pinned clock
             "OMNI_HOME": str(home),
             "OMNI_DATABASE_URL": f"sqlite:///{home / 'omni.db'}",
             "PYTHONUNBUFFERED": "1",

@@ -18,7 +18,6 @@ import hashlib
 import itertools
 import json
 import struct
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,6 +28,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from core.clock import epoch_seconds  # the world of the tests runs on the console's (pinned) clock
 from tests.fakes.server import (
     FakeProvider,
     Reply,
@@ -154,7 +154,7 @@ class FakeOpenAI(FakeProvider):
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         base = {
             "id": f"chatcmpl-fake-{next(_ids)}",
-            "created": int(time.time()),
+            "created": int(epoch_seconds()),
             "model": body.get("model", ""),
             "system_fingerprint": "fp_fake",
         }

@@ -22,7 +22,6 @@ import itertools
 import json
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -35,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from core.clock import epoch_seconds  # the world of the tests runs on the console's (pinned) clock
 from tests.fakes.server import FakeProvider
 
 API_VERSION = "2026-10-28.endive"
@@ -218,7 +218,7 @@ class FakeStripe(FakeProvider):
                 "id": self._new_id("event"),
                 "object": "event",
                 "api_version": API_VERSION,
-                "created": int(time.time()),
+                "created": int(epoch_seconds()),
                 "data": {"object": copy.deepcopy(obj)},
                 "livemode": False,
                 "pending_webhooks": 1,
@@ -247,7 +247,7 @@ class FakeStripe(FakeProvider):
             events = [self.emit("invoice.payment_succeeded", inv)]
             if inv["amount_remaining"] == 0:
                 inv["status"] = "paid"
-                inv["status_transitions"]["paid_at"] = int(time.time())
+                inv["status_transitions"]["paid_at"] = int(epoch_seconds())
                 events.append(self.emit("invoice.paid", inv))
             return events
 
@@ -292,7 +292,7 @@ class FakeStripe(FakeProvider):
                 "payment_intent": intent,
                 "reason": reason,
                 "status": status,
-                "created": int(time.time()),
+                "created": int(epoch_seconds()),
             }
             self.store[obj["id"]] = obj
             return self.emit(event_type, obj)
@@ -300,7 +300,7 @@ class FakeStripe(FakeProvider):
     def cancel_subscription(self, sub_id: str) -> dict[str, Any]:
         with self._mutex:
             sub = self.store[sub_id]
-            now = int(time.time())
+            now = int(epoch_seconds())
             sub.update(status="canceled", canceled_at=now, ended_at=now)
             return self.emit("customer.subscription.deleted", sub)
 
@@ -380,7 +380,7 @@ class FakeStripe(FakeProvider):
         return f"{PREFIX[kind]}_fake{next(self._ids):06d}"
 
     def _add(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
-        obj = {"id": self._new_id(kind), "livemode": False, "created": int(time.time()), **obj}
+        obj = {"id": self._new_id(kind), "livemode": False, "created": int(epoch_seconds()), **obj}
         self.store[obj["id"]] = obj
         self.created.setdefault(kind, []).append(obj["id"])
         return obj
@@ -496,7 +496,7 @@ class FakeStripe(FakeProvider):
                 amount += int(price.get("unit_amount") or 0) * quantity
             lines.append({"id": self._new_id("subscription_item"), "price": price, **item})
         expand = body.pop("expand", [])
-        trialing = int(body.get("trial_end") or 0) > time.time()
+        trialing = int(body.get("trial_end") or 0) > epoch_seconds()
         sub = self._add(
             "subscription",
             {
@@ -591,7 +591,7 @@ class FakeStripe(FakeProvider):
 
     def _invoice_action(self, body: dict[str, Any], invoice_id: str, action: str) -> Any:
         inv = self._find(invoice_id, "invoice", "invoice")
-        now = int(time.time())
+        now = int(epoch_seconds())
         allowed = {
             "finalize": ("draft",),
             "pay": ("open", "uncollectible"),

@@ -23,7 +23,8 @@ from core.auth.service import (
     sign_out,
     unlock,
 )
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import (
     AccountLocked,
     AuthenticationFailed,

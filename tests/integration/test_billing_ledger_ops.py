@@ -26,6 +26,7 @@ from core.billing.invoices_read import invoice_detail, list_invoices
 from core.billing.invoicing import run_invoices
 from core.billing.models import UsageEvent
 from core.billing.pdf import invoice_pdf
+from core.clock import utcnow
 from core.db import unit_of_work
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from tests.billing_ledger import build_ledger
@@ -128,7 +129,7 @@ def test_usage_import_is_all_or_nothing_and_idempotent(invoices: dict[str, int])
     again = usage.import_usage_csv(FINANCE, good.encode())
     assert (again.added, again.already_imported) == (0, 2)
 
-    future = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    future = (utcnow() + timedelta(days=2)).isoformat()
     bad = CSV_HEADER + (
         f"b1,{customer},kb_storage_gb,5,2026-01-20T10:00:00Z\n"
         f"b2,999999,kb_storage_gb,5,2026-01-20T10:00:00Z\n"

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from core.audit.service import AuditFilter, search
 from core.auth.actor import Actor
 from core.auth.roles import Role
+from core.clock import utcnow
 from core.db import unit_of_work
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from core.mlops import ab_stats
@@ -101,7 +102,7 @@ def test_create_record_results_and_stop(db_url: str) -> None:
         ex.record_observations(ML, "kb-prompt", [("new-1", 1), ("new-1", 0)])
     with pytest.raises(ValidationError, match="no time zone"):
         ex.record_observations(ML, "kb-prompt", [("new-1", 1, datetime(2026, 1, 1))])
-    future = datetime.now(UTC) + timedelta(days=1)
+    future = utcnow() + timedelta(days=1)
     with pytest.raises(ValidationError, match="in the future"):
         ex.record_observations(ML, "kb-prompt", [("new-1", 1, future)])
     assert _count("kb-prompt") == 1000

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from core.audit.service import AuditFilter, search
 from core.auth.actor import Actor
 from core.auth.roles import Role
+from core.clock import utcnow
 from core.errors import PermissionDenied, ValidationError
 from core.llm import gateway
 from core.llm.budgets import delete_budget, list_budgets, set_budget
@@ -73,7 +74,7 @@ def test_failover_shows_as_two_rows_of_one_request() -> None:
 
 
 def test_prices_are_versioned_and_validated() -> None:
-    past = datetime.now(UTC) - timedelta(days=30)
+    past = utcnow() - timedelta(days=30)
     set_price(FINANCE, "openai", "gpt-4o-mini", "0.10", "0.40", effective_from=past)
     assert (
         PRICE_BOOK.price_at("gpt-4o-mini", past + timedelta(seconds=1)).input_per_mtok_micros

@@ -3,7 +3,7 @@ apply only what was previewed, receipts; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import text, update
@@ -19,9 +19,10 @@ from core.privacy.consent_review import apply_bulk, preview_bulk, review_queue
 from core.privacy.models import ConsentEvent
 from core.privacy.purposes import digital_age_for, save_purpose, version_key
 from core.privacy.subjects import register_subject, search_subjects
+from tests.conftest import TEST_NOW
 
 OFFICER = Actor("carla", Role.COMPLIANCE_OFFICER)
-NOW = datetime.now(UTC)
+NOW = TEST_NOW  # the run's pinned clock starts here
 
 
 def _purposes() -> None:

@@ -19,7 +19,8 @@ import pytest
 
 from core.auth.actor import Actor
 from core.auth.roles import Role
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import Conflict, IntegrityError, NotFound, PermissionDenied, ValidationError
 from core.llm.ledger import LEDGER, UsageRecord
 from core.orgs.models import Organisation

@@ -17,7 +17,8 @@ from core.audit.service import AuditFilter, query
 from core.audit.verify import verify_chain
 from core.auth.actor import Actor
 from core.auth.roles import Role
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.llm.models import LLMUsage
 from core.privacy.consent import consent_state, record_consent
 from core.privacy.consent_review import apply_bulk, preview_bulk, review_queue

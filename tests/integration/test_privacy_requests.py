@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from core.auth.actor import Actor
 from core.auth.roles import Role
-from core.db import utcnow
+from core.clock import utcnow
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from core.privacy import deadlines
 from core.privacy import requests as rq

@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, select
 from core.audit.service import AuditFilter, query
 from core.auth.actor import Actor
 from core.auth.roles import Role
+from core.clock import utcnow
 from core.db import unit_of_work
 from core.errors import PermissionDenied, ValidationError
 from core.llm.models import LLMUsage
@@ -163,7 +164,7 @@ def test_enforcement_refuses_the_future_and_changed_policies(sqlite_db: str) -> 
     set_policy(OFFICER, "kb_questions", duration_days=365, action="delete", legal_basis="x")
     reviewed = current_token(OFFICER)
     with pytest.raises(ValidationError, match="future"):
-        enforce(OFFICER, now=datetime.now(UTC) + timedelta(days=3650))
+        enforce(OFFICER, now=utcnow() + timedelta(days=3650))
     set_policy(OFFICER, "kb_questions", duration_days=1, action="delete", legal_basis="x")
     with pytest.raises(Conflict, match="changed since you reviewed"):
         enforce(OFFICER, reviewed_token=reviewed)

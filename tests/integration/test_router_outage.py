@@ -10,6 +10,7 @@ import pytest
 
 from core.auth.actor import Actor
 from core.auth.roles import Role
+from core.clock import epoch_seconds
 from core.config import reload_settings
 from core.llm import gateway
 from core.llm.ledger import LEDGER, UsageFilter, search_usage
@@ -67,7 +68,7 @@ def test_outage_fails_over_then_skips_the_dead_provider_then_recovers(
 
     openai_fake.default = Reply()  # the outage ends
     state = gateway.get_router().state
-    state._clock = lambda: time.time() + 31  # type: ignore[attr-defined]  # cool-down over
+    state._clock = lambda: epoch_seconds() + 31  # type: ignore[attr-defined]  # cool-down over
     assert state.circuit("gpt").state == "half_open"
     assert gateway.chat(ML, "chat", request).deployment == "gpt"
 

@@ -5,7 +5,6 @@ duplicate, and a tampered, expired or unsigned one changes nothing."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from core.auth.roles import Role
 from core.billing.models import Invoice, Payment, StripeEvent
 from core.billing.stripe.pull import pull_events
 from core.billing.stripe.webhook import PATH, create_app
+from core.clock import epoch_seconds
 from core.config import reload_settings
 from core.db import unit_of_work
 from tests.fakes.stripe_server import FakeStripe, dumps
@@ -59,7 +59,7 @@ def paid_event(event_id: str = "evt_paid_1", amount: int = 48932) -> dict[str, A
         "id": event_id,
         "object": "event",
         "type": "invoice.paid",
-        "created": int(time.time()),
+        "created": int(epoch_seconds()),
         "data": {"object": invoice},
     }
 
@@ -76,7 +76,10 @@ def post(
     """POST `body`, signed over `signed` (default: the body itself) unless `header` is given."""
     if header is None:
         header = stripe.WebhookSignature.generate_signature_header(
-            signed if signed is not None else body, secret, timestamp=timestamp
+            signed if signed is not None else body,
+            secret,
+            # signed now by the console's clock (the SDK's default reads the system clock)
+            timestamp=timestamp if timestamp is not None else int(epoch_seconds()),
         )
     headers = {"Stripe-Signature": header} if header else {}
     return client.post(PATH, content=body.encode(), headers=headers)
@@ -115,7 +118,7 @@ def test_bad_signatures_change_nothing(webhook: TestClient, open_invoice: int) -
     tampered = body.replace("48932", "99999")
     cases = {
         "tampered": post(webhook, tampered, signed=body),
-        "expired": post(webhook, body, timestamp=int(time.time()) - 301),
+        "expired": post(webhook, body, timestamp=int(epoch_seconds()) - 301),
         "wrong secret": post(webhook, body, secret="whsec_someone_else"),
         "missing": post(webhook, body, header=""),
         "garbled": post(webhook, body, header="t=abc,v1=zz"),

@@ -8,7 +8,6 @@ depend on today's date (the page defaults to the last complete month)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pandas as pd
@@ -18,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from core.auth.roles import Role
 from core.billing.invoices_read import list_invoices
 from core.billing.pdf import money
+from core.clock import utcnow
 from tests.helpers import ADMIN
 from tests.ui.conftest import open_page, roles_allowed, signed_in_app
 
@@ -76,7 +76,7 @@ def test_running_a_drafted_month_again_creates_nothing_and_usage_imports() -> No
 
     # usage for a customer, dated in the current month (which is never invoiced by these tests)
     customer = int(after["Customer ID"].iloc[-1])
-    month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month = utcnow().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     batch = uuid.uuid4().hex[:8]
     csv = "event_id,customer_id,metric,quantity,timestamp\n" + "".join(
         f"ui-{batch}-{n},{customer},api_calls,{100 * n},{month.isoformat()}\n" for n in (1, 2)

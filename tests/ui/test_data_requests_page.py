@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.auth.roles import Role
-from core.db import utcnow
+from core.clock import utcnow
 from core.privacy import requests as rq
 from core.privacy.subjects import SubjectInfo, register_subject, search_subjects
 from pages.data_requests import queue_frame

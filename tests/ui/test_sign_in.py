@@ -8,7 +8,8 @@ from streamlit.testing.v1 import AppTest
 from console.deps import TOKEN_KEY
 from core.auth.models import AuthSession
 from core.auth.roles import Role
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from tests.helpers import PASSWORD, make_user
 from tests.ui.conftest import APP, TIMEOUT, open_page
 

@@ -36,7 +36,7 @@ from core.billing.models import (
     Subscription,
 )
 from core.billing.subscriptions import end_subscription
-from core.db import utcnow
+from core.clock import utcnow
 from core.errors import Conflict, NotFound, ValidationError
 
 Via = Literal["webhook", "poll"]

@@ -28,7 +28,8 @@ from core.billing.stripe.state import (
     put_json,
     save_error,
 )
-from core.db import unit_of_work, utcnow
+from core.clock import utcnow
+from core.db import unit_of_work
 from core.errors import stored_error_text
 
 

@@ -50,8 +50,9 @@ from core.billing.stripe.state import (
     put_text,
     save_error,
 )
+from core.clock import utcnow
 from core.config import get_settings
-from core.db import unit_of_work, utcnow
+from core.db import unit_of_work
 from core.errors import stored_error_text
 
 KINDS = ("product", "meter", "price", "customer", "coupon", "subscription", "invoice")

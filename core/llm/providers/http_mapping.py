@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from core.clock import utcnow
 from core.errors import ConfigurationError
 from core.llm.errors import (
     BadRequest,
@@ -105,7 +106,7 @@ def parse_retry_after(headers: Mapping[str, str], *, now: datetime | None = None
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return max(0.0, (when - (now or utcnow())).total_seconds())
 
 
 def _finite_non_negative(raw: str | None) -> float | None:
