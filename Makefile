@@ -32,7 +32,7 @@ run: seed
 		--browser.gatherUsageStats false
 
 lint: setup
-	$(BIN)/ruff check core console jobs pages tests
+	$(BIN)/ruff check core console jobs pages tests bench
 	$(BIN)/mypy core
 
 # Headless Chromium for the browser smoke test, from Debian's packages (never `playwright install`).

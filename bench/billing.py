@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.machine_info import append_results, load_average, machine  # noqa: E402
+from core import clock  # noqa: E402  (the console's one clock)
 
 PERIOD = "2026-10"
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -361,7 +362,7 @@ def run(args: argparse.Namespace, home: Path) -> None:
     run_s, pandas_run_s, rerun_s = med(run_times), med(pandas_run_times), med(rerun_times)
     assert report is not None
     lines = [
-        f"## Billing: invoice run at scale ({datetime.now(UTC):%Y-%m-%d}, bench/billing.py)",
+        f"## Billing: invoice run at scale ({clock.utcnow():%Y-%m-%d}, bench/billing.py)",
         "",
         f"Machine: {machine()}. {args.customers:,} customers, {args.events:,} LLM usage events "
         f"in {PERIOD} ({args.events * 2:,} metered values: input and output tokens), SQLite; "

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.machine_info import append_results, load_average, machine  # noqa: E402
+from core import clock  # noqa: E402  (the console's one clock)
 from core.mlops.bike import FEATURES  # noqa: E402
 from core.mlops.drift import DriftReport, drift_report  # noqa: E402
 
@@ -208,7 +208,7 @@ def main() -> None:
 
     versions = results[0]["peer_versions"]
     lines = [
-        f"## Data drift: column drift report at scale ({datetime.now(UTC):%Y-%m-%d}, "
+        f"## Data drift: column drift report at scale ({clock.utcnow():%Y-%m-%d}, "
         "bench/drift.py)",
         "",
         f"Machine: {machine()}. Bike-sharing hours resampled with replacement: reference from "

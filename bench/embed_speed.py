@@ -27,7 +27,6 @@ import platform
 import sys
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine_info import cpu_name  # noqa: E402
+from core import clock  # noqa: E402  (the console's one clock)
 from core.embeddings.minilm import (  # noqa: E402
     MAX_LENGTH,
     MiniLMEmbedder,
@@ -221,7 +221,7 @@ def main() -> None:
         f"{torch.get_num_threads()} torch threads, Python {platform.python_version()}, "
         f"torch {torch.__version__}, transformers {transformers.__version__}{ort_version}"
     )
-    when = datetime.now(UTC).strftime("%Y-%m-%d")
+    when = clock.utcnow().strftime("%Y-%m-%d")
     section = (
         f"\n## Embedding speed (bench/embed_speed.py) — {when}, {machine}\n\n"
         f"Method: `.venv/bin/python bench/embed_speed.py --docs {args.docs}`. The first "

@@ -33,7 +33,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,9 @@ TARGET_CUDA = 300.0  # new tokens/s, single stream, H100
 
 if str(ROOT) not in sys.path:  # run as a script from anywhere: the project's packages import
     sys.path.insert(0, str(ROOT))
+
+from core import clock  # noqa: E402  (the console's one clock)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -251,7 +253,7 @@ def _machine(torch: Any, transformers: Any, device: Any) -> str:
 
 
 def _record(machine: str, table: str, notes: list[str], n: int, prompts: int) -> None:
-    today = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    today = clock.utcnow().strftime("%Y-%m-%d %H:%M UTC")
     section = (
         f"\n## Local generation (bench/llm_local.py) — {today}\n\n"
         f"Method: `.venv/bin/python bench/llm_local.py`. SmolLM2-135M-Instruct (bundled GGUF), "

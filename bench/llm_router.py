@@ -41,7 +41,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -56,6 +56,7 @@ RESULTS_HEADER = "# Benchmark results (appended by the scripts in bench/; newest
 if str(ROOT) not in sys.path:  # run as a script from anywhere: the project's packages import
     sys.path.insert(0, str(ROOT))
 
+from core import clock  # noqa: E402  (the console's one clock)
 
 # --- statistics ---------------------------------------------------------------------------------
 
@@ -433,7 +434,7 @@ def _run(
         print(f"LiteLLM {peer.hello['litellm_version']} imported in {peer.hello['import_s']} s")
 
     project = Project(tmp / "omni")
-    bench_started = datetime.now(UTC)
+    bench_started = clock.utcnow()
     direct_call = sdk_client(url)
     router_call = project.router(router_yaml(url, None))
     fallback_call = project.router(router_yaml(dead, url))
@@ -477,10 +478,10 @@ def _run(
             if key in ours:
                 for _ in range(warm):
                     ours[key]()
-                t0 = datetime.now(UTC)
+                t0 = clock.utcnow()
                 latencies, cpu = timed(ours[key], n)
                 if key == "router_fb":
-                    fb_windows.append((t0, datetime.now(UTC)))
+                    fb_windows.append((t0, clock.utcnow()))
                 samples[key].add(latencies, cpu)
             elif peer is not None:
                 reply = peer.run({"name": key, "n": n, "warmup": warm, **theirs[key]})
@@ -739,7 +740,7 @@ def targets(samples: dict[str, Sample]) -> str:
 
 
 def record(table: str, args: argparse.Namespace, *, offline: bool) -> None:
-    today = datetime.now().astimezone().strftime("%Y-%m-%d")
+    today = clock.now().strftime("%Y-%m-%d")
     section = (
         f"\n## LLM router (bench/llm_router.py) — {today}, {machine()}\n\n"
         f"Method: `.venv/bin/python bench/llm_router.py -n {args.n}`. Sequential single-client "

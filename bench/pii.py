@@ -30,7 +30,6 @@ Throughput = sentences / median seconds of a pass.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import json
 import statistics
@@ -46,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine_info import load_average, machine  # noqa: E402
+from core import clock  # noqa: E402  (the console's one clock)
 
 DATA = ROOT.parent / "shared" / "data" / "presidio-pii" / "synth_dataset_v2.json"
 HELD_OUT_BUCKETS = 3  # of 10
@@ -283,7 +283,7 @@ def main() -> None:
         print()
 
     if not args.no_record:
-        today = dt.date.today().isoformat()
+        today = clock.today().isoformat()
         section = f"""
 
 ## PII detection (bench/pii.py) — {today}, {machine()}

@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import importlib
 import os
 import random
@@ -43,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine_info import load_average, machine  # noqa: E402
+from core import clock  # noqa: E402  (the console's one clock)
 from core.embeddings.minilm import shared_embedder  # noqa: E402
 from core.rag.beir import load_beir  # noqa: E402
 from core.rag.fusion import alpha_fusion, reciprocal_rank_fusion  # noqa: E402
@@ -255,7 +255,7 @@ def main() -> None:
     )
 
     if args.record:
-        today = dt.date.today().isoformat()
+        today = clock.today().isoformat()
         section = f"""
 
 ## RAG retrieval (bench/rag.py) — {today}, {machine()}

@@ -19,7 +19,6 @@ to bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import sys
 import time
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine_info import load_average, machine  # noqa: E402
+from core import clock  # noqa: E402  (the console's one clock)
 from core.config import reload_settings  # noqa: E402
 from core.embeddings.minilm import MiniLMEmbedder  # noqa: E402
 from core.rag.beir import load_beir  # noqa: E402
@@ -175,7 +175,7 @@ def main() -> None:
     print(f"load average (1/5/15 min): {load}")
 
     if args.record:
-        today = dt.date.today().isoformat()
+        today = clock.today().isoformat()
         flags = " --hard-negatives" if config.hard_negatives else " --no-hard-negatives"
         section = f"""
 

@@ -217,7 +217,7 @@ def render() -> None:
             trailing(PERIODS[period]),
             latest_traffic_at(actor),
             what="LLM traffic",
-            period=period[0].lower() + period[1:],
+            period="the " + period.lower(),
             zone=deps.viewer_zone(),
         )
         deployments, traffic_tab, budgets_tab, ledger_tab, config_tab = st.tabs(

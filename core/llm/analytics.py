@@ -72,28 +72,34 @@ def traffic(actor: Actor, since: datetime, until: datetime | None = None) -> Tra
     if rows.empty:
         empty = pd.DataFrame()
         return Traffic(0, 0, 0, 0, 0, empty, empty, empty, empty)
-    by_request = rows.groupby("request_id").agg(
-        attempts=("status", "size"),
-        served=("status", lambda s: (s == "ok").any()),
-        first_failed=("status", lambda s: s.iloc[0] != "ok"),
+    # Vectorised: a Python lambda per group took tens of seconds on a month of demo traffic.
+    rows["ok"] = rows["status"] == "ok"
+    rows["error"] = ~rows["ok"]
+    rows["hit"] = rows["cache_hit"] != ""
+    per_request = rows.groupby("request_id", sort=False)["ok"]  # rows are in ledger order
+    by_request = pd.DataFrame(
+        {
+            "attempts": per_request.size(),
+            "served": per_request.any(),
+            "first_failed": ~per_request.first(),
+        }
     )
-    served = rows[rows["status"] == "ok"]
+    served = rows[rows["ok"]]
     attempts = rows[rows["deployment"] != "-"]
-    per_deployment = (
-        attempts.groupby("deployment")
-        .agg(
-            calls=("status", "size"),
-            ok=("status", lambda s: int((s == "ok").sum())),
-            errors=("status", lambda s: int((s != "ok").sum())),
-            cache_hits=("cache_hit", lambda s: int((s != "").sum())),
-            p50_ms=("latency_ms", lambda s: float(s.quantile(0.5))),
-            p95_ms=("latency_ms", lambda s: float(s.quantile(0.95))),
-            input_tokens=("input_tokens", "sum"),
-            output_tokens=("output_tokens", "sum"),
-            cost_micros=("cost_micros", "sum"),
-        )
-        .reset_index()
+    by_deployment = attempts.groupby("deployment")
+    per_deployment = by_deployment.agg(
+        calls=("status", "size"),
+        ok=("ok", "sum"),
+        errors=("error", "sum"),
+        cache_hits=("hit", "sum"),
+        input_tokens=("input_tokens", "sum"),
+        output_tokens=("output_tokens", "sum"),
+        cost_micros=("cost_micros", "sum"),
     )
+    latency = by_deployment["latency_ms"].quantile([0.5, 0.95]).unstack()
+    per_deployment.insert(4, "p50_ms", latency[0.5].astype(float))
+    per_deployment.insert(5, "p95_ms", latency[0.95].astype(float))
+    per_deployment = per_deployment.reset_index()
     per_deployment["error_rate"] = per_deployment["errors"] / per_deployment["calls"]
     per_hour = (
         attempts.assign(hour=attempts["ts"].dt.floor("h"))
@@ -119,7 +125,7 @@ def traffic(actor: Actor, since: datetime, until: datetime | None = None) -> Tra
             (by_request["served"] & by_request["first_failed"] & (by_request["attempts"] > 1)).sum()
         ),
         failed=int((~by_request["served"]).sum()),
-        cache_hits=int((served["cache_hit"] != "").sum()),
+        cache_hits=int(served["hit"].sum()),
         cost_micros=int(served["cost_micros"].sum()),
         per_deployment=per_deployment,
         per_hour=per_hour,

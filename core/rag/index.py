@@ -314,7 +314,7 @@ class VectorIndex:
                 "(re-embed the collection)."
             )
         try:
-            meta = json.loads(side.read_text())
+            meta = json.loads(side.read_text(encoding="utf-8"))
             kind = meta["kind"]
             stored_dim = int(meta["dimension"])
             tombstones = {int(i) for i in meta["tombstones"]}
