@@ -19,7 +19,7 @@ from core.auth.roles import Role
 from core.billing.models import Invoice, Payment, StripeEvent
 from core.billing.stripe.pull import pull_events
 from core.billing.stripe.webhook import PATH, create_app
-from core.clock import epoch_seconds
+from core.clock import FrozenClock, epoch_seconds
 from core.config import reload_settings
 from core.db import unit_of_work
 from tests.fakes.stripe_server import FakeStripe, dumps
@@ -135,6 +135,20 @@ def test_bad_signatures_change_nothing(webhook: TestClient, open_invoice: int) -
     with unit_of_work(read_only=True) as s:
         invoice = s.get(Invoice, open_invoice)
         assert invoice is not None and invoice.status == "open"
+
+
+def test_a_delivery_expires_by_the_consoles_clock(
+    webhook: TestClient, open_invoice: int, frozen_clock: FrozenClock
+) -> None:
+    signed_at = int(epoch_seconds())
+    body = dumps(paid_event())
+    frozen_clock.advance(seconds=301)  # five minutes and a second later, by the console's clock
+    late = post(webhook, body, timestamp=signed_at)
+    assert late.status_code == 400 and "more than 300 s old" in late.json()["error"]
+    assert counts() == (0, 0)
+    frozen_clock.advance(seconds=-2)  # within the five minutes
+    assert post(webhook, body, timestamp=signed_at).status_code == 200
+    assert counts() == (1, 1)
 
 
 def test_without_a_secret_deliveries_wait(sqlite_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
