@@ -102,24 +102,34 @@ def data_window(
     shown = fallback.describe(zone)
     chosen = f"{key}__latest"
     if st.session_state.get(chosen):
-        left, right = st.columns([4, 1], vertical_alignment="center")
-        left.info(f"No {what} in {period}: showing the latest, {shown}.", icon=":material/history:")
-        right.button(
+        offer(
+            f"No {what} in {period}: showing the latest, {shown}.",
             "Back to " + period,
-            key=f"{key}__back",
-            on_click=lambda: st.session_state.update({chosen: False}),
+            f"{key}__back",
+            {chosen: False},
+            primary=False,
         )
         return fallback
-    left, right = st.columns([4, 1], vertical_alignment="center")
-    left.info(
+    offer(
         f"No {what} in {period}. The latest is from "
         f"{latest.astimezone(as_zone(zone)):%Y-%m-%d %H:%M}.",
-        icon=":material/history:",
-    )
-    right.button(
         f"Show {shown}",
-        key=f"{key}__show",
-        type="primary",
-        on_click=lambda: st.session_state.update({chosen: True}),
+        f"{key}__show",
+        {chosen: True},
     )
     return None
+
+
+def offer(
+    message: str, label: str, key: str, state: dict[str, Any], *, primary: bool = True
+) -> None:
+    """A notice with a button beside it that puts `state` into the session (before the rerun
+    draws the widgets it keys, which is why it is a callback)."""
+    left, right = st.columns([4, 1], vertical_alignment="center")
+    left.info(message, icon=":material/history:")
+    right.button(
+        label,
+        key=key,
+        type="primary" if primary else "secondary",
+        on_click=lambda: st.session_state.update(state),
+    )

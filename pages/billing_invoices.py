@@ -180,16 +180,11 @@ def _offer_latest_period(actor: Actor, period: str) -> None:
     if latest is None or latest == period:
         st.info(f"No invoices for {period} yet.")
         return
-    left, right = st.columns([4, 1], vertical_alignment="center")
-    left.info(
+    widgets.offer(
         f"No invoices for {period} yet. The latest invoices are of {latest}.",
-        icon=":material/history:",
-    )
-    right.button(
         f"Show {latest}",
-        key="inv_show_latest",
-        type="primary",
-        on_click=lambda: st.session_state.update({PERIOD_KEY: latest}),
+        "inv_show_latest",
+        {PERIOD_KEY: latest},
     )
 
 

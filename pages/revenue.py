@@ -462,16 +462,11 @@ def _offer_latest_month(actor: Actor, months: list[str]) -> None:
     if latest is None or latest not in months or latest == st.session_state.get(MARGIN_MONTH_KEY):
         st.info("No revenue and no LLM cost in these months.")
         return
-    left, right = st.columns([4, 1], vertical_alignment="center")
-    left.info(
+    widgets.offer(
         f"No revenue and no LLM cost in these months. The latest month with revenue is {latest}.",
-        icon=":material/history:",
-    )
-    right.button(
         f"Show {latest}",
-        key="rev_margin_latest",
-        type="primary",
-        on_click=lambda: st.session_state.update({MARGIN_MONTH_KEY: latest}),
+        "rev_margin_latest",
+        {MARGIN_MONTH_KEY: latest},
     )
 
 

@@ -44,6 +44,7 @@ DEMO_ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)  # the demo tenant's "today" in 
 TEST_NOW = DEMO_ANCHOR + timedelta(hours=12)
 
 
+@pytest.hookimpl(trylast=True)  # after --deselect / -k have had their say
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """When the year-ahead check is collected, start its UI run now in the background and run
     the check last, by which time that run has finished alongside the rest (tests/year_ahead.py)."""
