@@ -123,11 +123,11 @@ def data_window(
 def offer(
     message: str, label: str, key: str, state: dict[str, Any], *, primary: bool = True
 ) -> None:
-    """A notice with a button beside it that puts `state` into the session (before the rerun
+    """A notice with a button under it that puts `state` into the session (before the rerun
     draws the widgets it keys, which is why it is a callback)."""
-    left, right = st.columns([4, 1], vertical_alignment="center")
-    left.info(message, icon=":material/history:")
-    right.button(
+    # the button under the notice, not beside it: its label names dates and must not be cut
+    st.info(message, icon=":material/history:")
+    st.button(
         label,
         key=key,
         type="primary" if primary else "secondary",

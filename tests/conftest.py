@@ -44,24 +44,6 @@ DEMO_ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)  # the demo tenant's "today" in 
 TEST_NOW = DEMO_ANCHOR + timedelta(hours=12)
 
 
-@pytest.hookimpl(trylast=True)  # after --deselect / -k have had their say
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """When the year-ahead check is collected, start its UI run now in the background and run
-    the check last, by which time that run has finished alongside the rest (tests/year_ahead.py)."""
-    from tests import year_ahead
-
-    checks = [item for item in items if item.nodeid == year_ahead.TEST_ID]
-    if checks and not config.option.collectonly:
-        items[:] = [item for item in items if item not in checks] + checks
-        year_ahead.start()
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    from tests import year_ahead
-
-    year_ahead.stop()  # a session stopped early leaves no run behind
-
-
 def pytest_report_header(config: pytest.Config) -> str:
     if POSTGRES_URL:
         return (
