@@ -3,7 +3,8 @@ holds data when the default one holds none.
 
 Why: a demo seeded weeks ago, or a tenant whose traffic stopped, would otherwise open on empty
 charts and zero counts. The pages say so and offer the window of the same length that ends with
-the newest data instead (`latest_window`); months go through `latest_month`.
+the newest data instead (`latest_window`). Months with data come from their domain
+(`latest_invoiced_period`, `latest_revenue_month`), as billing labels.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
-from core.billing.periods import month_of
 from core.clock import as_zone, utcnow
 
 
@@ -59,11 +59,3 @@ def latest_window(default: Window, latest: datetime | None) -> Window | None:
     else:
         end = latest + timedelta(microseconds=1)
     return Window(end - default.length, end)
-
-
-def latest_month(default_month: datetime, latest: datetime | None) -> datetime | None:
-    """The first instant of the newest data's month when the default month (given by its first
-    instant) is later and so holds none; None when it needs no replacing."""
-    if latest is None or latest >= default_month:
-        return None
-    return month_of(latest)[0]

@@ -12,7 +12,7 @@ import pytest
 
 from core import clock
 from core.config import reload_settings
-from core.windows import Window, latest_month, latest_window, trailing
+from core.windows import Window, latest_window, trailing
 from tests.conftest import DEMO_ANCHOR, TEST_NOW
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,15 +105,6 @@ def test_an_empty_window_offers_the_same_length_ending_with_the_newest_data() ->
     assert short is not None and short.length == timedelta(hours=1)
     assert short.holds(datetime(2026, 10, 31, 9, 15, tzinfo=UTC))
     assert short.describe() == "2026-10-31 08:15 to 09:15"
-
-
-def test_an_empty_month_offers_the_newest_months_data() -> None:
-    november = datetime(2026, 11, 1, tzinfo=UTC)
-    assert latest_month(november, None) is None
-    assert latest_month(november, datetime(2026, 11, 3, tzinfo=UTC)) is None
-    assert latest_month(november, datetime(2026, 10, 31, 23, tzinfo=UTC)) == datetime(
-        2026, 10, 1, tzinfo=UTC
-    )
 
 
 BANNED_READS = {
